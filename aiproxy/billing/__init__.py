@@ -1,0 +1,1 @@
+"""Metering: usage accounting, pricing, the billing log line and the ledger."""

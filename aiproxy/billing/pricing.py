@@ -1,0 +1,108 @@
+"""Exact prices: Decimal USD per 1M tokens from a data file, never float.
+
+Gemini's promptTokenCount includes cached and audio tokens, so those are priced at their own
+rates and the rest of the prompt at the input rate; thinking tokens are output.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiproxy.config import DATA_DIR
+
+DEFAULT_PRICING_FILE = DATA_DIR / "pricing.toml"
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    audio_input: Decimal | None = None
+    tier_threshold: int | None = None
+    input_above: Decimal | None = None
+    output_above: Decimal | None = None
+    cached_input_above: Decimal | None = None
+
+    def cost(self, prompt: int, completion: int, cached: int = 0, audio: int = 0) -> Decimal:
+        """Cost of one request; `prompt` includes `cached` and `audio` as Gemini reports it."""
+        above = self.tier_threshold is not None and prompt > self.tier_threshold
+        in_rate = (self.input_above if above and self.input_above is not None else self.input)
+        out_rate = (self.output_above if above and self.output_above is not None else self.output)
+        cached_rate = self.cached_input_above if above and self.cached_input_above is not None else self.cached_input
+        if cached_rate is None:
+            cached_rate = in_rate
+        audio_rate = self.audio_input if self.audio_input is not None else in_rate
+        cached = min(cached, prompt)
+        audio = min(audio, prompt - cached)
+        plain = prompt - cached - audio
+        total = plain * in_rate + cached * cached_rate + audio * audio_rate + completion * out_rate
+        return total / MILLION
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    models: dict[str, ModelPrice]
+    fallback: ModelPrice
+
+    def price_for(self, model: str) -> tuple[ModelPrice, bool]:
+        """The model's price, and True when the fallback had to be used."""
+        price = self.models.get(model)
+        if price is not None:
+            return price, False
+        return self.fallback, True
+
+
+def _price(entry: dict[str, Any], where: str) -> ModelPrice:
+    def dec(key: str) -> Decimal | None:
+        raw = entry.get(key)
+        if raw is None:
+            return None
+        value = Decimal(str(raw))
+        if value < 0:
+            raise ValueError(f"{where}.{key} is negative")
+        return value
+
+    inp, out = dec("input"), dec("output")
+    if inp is None or out is None:
+        raise ValueError(f"{where} needs both input and output prices")
+    threshold = entry.get("tier_threshold")
+    return ModelPrice(
+        input=inp,
+        output=out,
+        cached_input=dec("cached_input"),
+        audio_input=dec("audio_input"),
+        tier_threshold=int(threshold) if threshold is not None else None,
+        input_above=dec("input_above"),
+        output_above=dec("output_above"),
+        cached_input_above=dec("cached_input_above"),
+    )
+
+
+def parse_price_table(text: str) -> PriceTable:
+    data = tomllib.loads(text)
+    models = {name: _price(entry, f"models.{name}") for name, entry in data.get("models", {}).items()}
+    fallback = _price(data["fallback"], "fallback") if "fallback" in data else ModelPrice(Decimal(0), Decimal(0))
+    return PriceTable(models=models, fallback=fallback)
+
+
+def load_price_table(override: Path | None = None) -> PriceTable:
+    """The shipped table, or the operator's file layered on top (its models and fallback win)."""
+    table = parse_price_table(DEFAULT_PRICING_FILE.read_text())
+    if override is None:
+        return table
+    extra = tomllib.loads(Path(override).read_text())
+    ov = parse_price_table(Path(override).read_text())
+    return PriceTable(models={**table.models, **ov.models}, fallback=ov.fallback if "fallback" in extra else table.fallback)
+
+
+def format_usd(amount: Decimal) -> str:
+    """Exact plain-decimal rendering (no exponent, no float rounding): 0.00075, not 7.5E-4."""
+    if amount == 0:
+        return "0"
+    return format(amount.normalize(), "f")

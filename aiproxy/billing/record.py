@@ -1,0 +1,72 @@
+"""The shape of one metered request, shared by the handlers, the meter and the ledger.
+
+`Metering` is the mutable accumulator a handler fills while it streams; `UsageRecord` is the
+frozen row the meter hands to the ledger once the request has finished (in any way).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+# Status values stored in the ledger.
+OK = "ok"
+CLIENT_DISCONNECTED = "client_disconnected"
+UPSTREAM_ERROR = "upstream_error"
+CONTENT_FILTER = "content_filter"
+
+
+@dataclass(slots=True)
+class Metering:
+    """Per-request usage accumulator; the handler updates it, the meter reads it once."""
+
+    request_id: str
+    user: str
+    requested_model: str
+    upstream_model: str
+    endpoint: str = "chat"  # "chat" | "embeddings"
+    streamed: bool = False
+    key_id: str | None = None
+    end_user: str | None = None  # label under a client key (body user/user_id when keys exist)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0  # includes reasoning tokens: Gemini bills thoughts as output
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    total_tokens: int = 0
+    reported: bool = False  # True once Gemini's usageMetadata was seen
+    status: str = OK
+    started_wall: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    prompt_chars: int = 0  # for estimates when Gemini never reported usage
+    output_chars: int = 0
+    finished: bool = False  # set by the meter; guarantees one record per request
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One ledger row. Money is Decimal; times are UTC."""
+
+    request_id: str
+    user: str
+    key_id: str | None
+    requested_model: str
+    upstream_model: str
+    endpoint: str
+    streamed: bool
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cached_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    status: str
+    estimated: bool
+    price_fallback: bool
+    started_at: datetime
+    duration_ms: float
+    ttft_ms: float | None
+    end_user: str | None = None
