@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(rest, demo=False)
     if command == "demo":
         return _serve(rest, demo=True)
-    print(f"error: unknown command {command!r} (expected serve, demo)", file=sys.stderr)
+    if command == "keys":
+        from aiproxy.access.cli import main as keys_main
+
+        return keys_main(rest)
+    print(f"error: unknown command {command!r} (expected serve, demo, keys)", file=sys.stderr)
     return 2
 
 

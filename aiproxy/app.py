@@ -7,6 +7,7 @@ import logging
 import aiohttp_cors
 from aiohttp import web
 
+from aiproxy.access.setup import setup_access
 from aiproxy.api.chat import chat_completions
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
@@ -20,14 +21,11 @@ from aiproxy.upstream import GeminiClient
 
 log = logging.getLogger("aiproxy")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
 def create_app(settings: Settings) -> web.Application:
     meter = Meter(load_price_table(settings.pricing_file))
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, metering_middleware(meter)],
-        client_max_size=MAX_BODY_BYTES,
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
     app[MODELS_KEY] = load_model_map(settings.models_file)
@@ -44,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_upstream_session)
     _add_routes(app, settings)
+    setup_access(app, settings)
     return app
 
 
@@ -56,7 +55,7 @@ async def _upstream_session(app: web.Application):  # type: ignore[no-untyped-de
 
 def _add_routes(app: web.Application, settings: Settings) -> None:
     cors = aiohttp_cors.setup(app, defaults={
-        origin: aiohttp_cors.ResourceOptions(allow_credentials=False, expose_headers=("X-Request-ID",),
+        origin: aiohttp_cors.ResourceOptions(allow_credentials=settings.cors_allow_credentials, expose_headers=("X-Request-ID",),
                                              allow_headers="*", allow_methods=["GET", "POST", "OPTIONS"])
         for origin in settings.cors_origins
     })

@@ -71,6 +71,33 @@ class Settings(BaseSettings):
     def gemini_key(self) -> str:
         return self.gemini_api_key.get_secret_value() if self.gemini_api_key else ""
 
+    # --- access control, limits, budgets, hardening (issue 6) ---
+    # With no client keys in the store the proxy is open; binding a non-loopback HOST then needs
+    # this explicit opt-in.
+    allow_open_proxy: bool = False
+    # Seconds a snapshot of the key table is trusted: a revoked key stops working within this time.
+    key_cache_ttl: float = Field(5.0, ge=0)
+    # Shared rate-limit counters across instances (redis://host:port/db); unset = in memory.
+    redis_url: str | None = None
+    redis_key_prefix: str = "aiproxy:"
+    # Redis unreachable: "open" lets requests through (warning logged), "closed" answers 503.
+    rate_limit_redis_failure: Literal["open", "closed"] = "open"
+    # Output tokens assumed by the tokens-per-minute estimate when the client sent no max_tokens.
+    rate_limit_default_output_tokens: int = Field(1024, ge=0)
+    # A stream slot held in Redis expires after this many seconds even if its instance died.
+    stream_lease_seconds: float = Field(900.0, gt=0)
+    budget_cache_ttl: float = Field(5.0, ge=0)  # seconds a user's spend from the ledger is trusted
+    budget_alert_webhook: str | None = None  # POST target for 80% / 100% budget alerts
+    cors_allow_credentials: bool = False
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(2048, ge=1)
+    max_json_depth: int = Field(64, ge=4)
+    max_header_bytes: int = Field(8190, ge=1024)  # one header line / field
+    max_headers: int = Field(100, ge=8)
+    client_body_timeout: float = Field(30.0, gt=0)  # seconds to receive a whole request body
+    keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
+    max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
+
 
 def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = True, **overrides: object) -> Settings:
     """Build validated settings; raise ConfigError with one operator-facing line on any problem.

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 
 from aiohttp import web
 
+from aiproxy.access.hardening import server_limits
 from aiproxy.app import create_app
-from aiproxy.config import Settings
+from aiproxy.appkeys import SETTINGS_KEY
+from aiproxy.config import ConfigError, Settings
 
 log = logging.getLogger("aiproxy")
 
@@ -25,7 +28,8 @@ def _use_uvloop() -> None:
 async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     # handler_cancellation: a client that leaves cancels its handler at once, so the upstream
     # request is dropped and Gemini stops generating tokens nobody will read.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"))
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"),
+                           **server_limits(app[SETTINGS_KEY]))
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=False)
     await site.start()
@@ -75,6 +79,9 @@ def serve(settings: Settings, demo: bool = False) -> None:
         asyncio.run(_run_demo(settings) if demo else _run(settings))
     except KeyboardInterrupt:
         pass
+    except ConfigError as exc:  # e.g. refusing to serve an open proxy on a public address
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def free_port() -> int:
