@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import aiohttp
 import pytest
 from google.genai import types
 
