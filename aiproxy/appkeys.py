@@ -1,11 +1,29 @@
-"""Typed keys for what the app shares between handlers (aiohttp's `web.AppKey`)."""
+"""Typed keys for what the app shares with its handlers (aiohttp AppKey: no string typos)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
 from aiohttp import web
 
-from aiproxy.billing.ledger import Ledger
-from aiproxy.config import Settings
+if TYPE_CHECKING:
+    from aiproxy.billing.credits import CreditGate
+    from aiproxy.billing.ledger import Ledger
+    from aiproxy.billing.meter import Meter
+    from aiproxy.billing.record import Metering
+    from aiproxy.config import Settings
+    from aiproxy.modelmap import ModelMap
+    from aiproxy.upstream import GeminiClient
 
-LEDGER_KEY = web.AppKey("ledger", Ledger)
-SETTINGS_KEY = web.AppKey("settings", Settings)
+# A check run after validation and before Gemini is called (credits, budgets, limits); it raises
+# ProxyError to refuse. Arguments: the request, its metering, the worst-case output tokens.
+Preflight = Callable[[web.Request, "Metering", "int | None"], Awaitable[None]]
+
+SETTINGS_KEY: web.AppKey["Settings"] = web.AppKey("settings")
+UPSTREAM_KEY: web.AppKey["GeminiClient"] = web.AppKey("upstream")
+MODELS_KEY: web.AppKey["ModelMap"] = web.AppKey("models")
+METER_KEY: web.AppKey["Meter"] = web.AppKey("meter")
+PREFLIGHT_KEY: web.AppKey[list[Preflight]] = web.AppKey("preflight")
+STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("state")  # small mutable app state (caches)
+LEDGER_KEY: web.AppKey["Ledger"] = web.AppKey("ledger")  # usage rows and the charge outbox
+CREDITS_KEY: web.AppKey["CreditGate | None"] = web.AppKey("credits")  # None: billing off

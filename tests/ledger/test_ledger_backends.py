@@ -10,7 +10,7 @@ import pytest
 
 from aiproxy.billing.ledger import open_ledger
 
-from conftest import make_record
+from tests.ledger.factories import make_record
 
 NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

@@ -16,7 +16,7 @@ from aiproxy.billing.reports import parse_query, parse_time, report_table
 from aiproxy.cli_usage import main as usage_main
 from aiproxy.config import load_settings
 
-from conftest import make_record
+from tests.ledger.factories import make_record
 
 ADMIN = "s3cret-admin"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

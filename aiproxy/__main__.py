@@ -1,0 +1,43 @@
+"""Command line: `python -m aiproxy [serve|demo|usage|keys] ...` (serve is the default)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aiproxy.config import ConfigError, load_settings
+from aiproxy.logsetup import setup_logging
+
+
+def _serve(argv: list[str], demo: bool) -> int:
+    parser = argparse.ArgumentParser(prog="aiproxy" + (" demo" if demo else ""))
+    parser.add_argument("--host", help="listen address (default HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default PORT or 8002)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = load_settings(require_key=not demo, **overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    from aiproxy.server import serve
+
+    serve(settings, demo=demo)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else "serve"
+    rest = argv[1:] if argv and argv[0] == command else argv
+    if command == "serve":
+        return _serve(rest, demo=False)
+    if command == "demo":
+        return _serve(rest, demo=True)
+    print(f"error: unknown command {command!r} (expected serve, demo)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

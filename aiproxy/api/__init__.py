@@ -1,0 +1,1 @@
+"""aiohttp handlers: thin edges that parse, call the pure translators, and write."""

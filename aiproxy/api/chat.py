@@ -1,0 +1,182 @@
+"""POST /v1/chat/completions: one pipeline for both modes.
+
+Gemini's answer is always consumed as its SSE stream and translated chunk by chunk; with
+`stream: true` the chunks are written as they arrive, otherwise the same chunks are folded into
+one JSON body. The usage row is committed before the last byte goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+
+from aiproxy import jsonutil
+from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, UPSTREAM_KEY
+from aiproxy.billing.meter import apply_usage
+from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, UPSTREAM_ERROR, Metering
+from aiproxy.errors import ProxyError
+from aiproxy.openai_types import ChatRequest, parse_chat_request
+from aiproxy.translate.request import build_gemini_request
+from aiproxy.translate.response import ChunkFolder, StreamTranslator
+from aiproxy.upstream import GeminiStream, UpstreamStreamError
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+DONE = b"data: [DONE]\n\n"
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ProxyError(413, "The request body is too large.", code="request_too_large") from None
+    if not raw:
+        raise ProxyError(400, "The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return jsonutil.loads(raw)
+    except jsonutil.JSONDecodeError:
+        raise ProxyError(400, "The request body is not valid JSON.", code="invalid_json") from None
+
+
+def prompt_chars(body: dict[str, Any]) -> int:
+    """Characters of prompt text, for the token estimate when Gemini never reports usage."""
+    total = 0
+    for part in body.get("systemInstruction", {}).get("parts", ()):
+        total += len(part.get("text", ""))
+    for content in body["contents"]:
+        for part in content["parts"]:
+            total += len(part.get("text", ""))
+    return total
+
+
+def reasoning_as_think_tags(request: web.Request) -> bool:
+    """Thoughts as `<think>` in content (the only form Lotti shows): per request or deployment."""
+    header = request.headers.get("X-Reasoning-Format")
+    if header:
+        return header.lower().replace("_", "-") == "think-tags"
+    return getattr(request.app[SETTINGS_KEY], "reasoning_format", "field") == "think-tags"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    req = parse_chat_request(await read_json(request))
+    upstream_model = app[MODELS_KEY].resolve_chat(req.model)
+    body = build_gemini_request(req, upstream_model)
+    metering = Metering(
+        request_id=request["request_id"], user=req.billing_user, requested_model=req.model,
+        upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(body),
+    )
+    request["chat_request"] = req
+    for check in app[PREFLIGHT_KEY]:
+        await check(request, metering, req.output_limit)
+
+    stream = await app[UPSTREAM_KEY].stream_generate(upstream_model, jsonutil.dumps(body))
+    # From here Gemini may spend tokens: the meter records this request however it ends.
+    request["metering"] = metering
+    translator = StreamTranslator(
+        completion_id="chatcmpl-" + os.urandom(12).hex(), created=int(time.time()), model=req.model,
+        include_usage=req.include_usage, think_tags=reasoning_as_think_tags(request),
+    )
+    try:
+        if req.stream:
+            return await _stream(request, req, stream, translator, metering)
+        return await _buffered(request, stream, translator, metering)
+    except asyncio.CancelledError:
+        metering.status = CLIENT_DISCONNECTED
+        stream.close()
+        _settle(metering, translator, complete=False)
+        raise
+    finally:
+        stream.release()
+
+
+def _settle(m: Metering, t: StreamTranslator, complete: bool) -> None:
+    m.output_chars = t.output_chars
+    apply_usage(m, t.usage_metadata, complete)
+
+
+async def _consume(stream: GeminiStream, translator: StreamTranslator, m: Metering):  # type: ignore[no-untyped-def]
+    """Yield translated chunk lists; raise UpstreamStreamError on a broken or truncated stream."""
+    ended = False
+    async for chunk in stream:
+        out = translator.feed(chunk)
+        if out:
+            if m.first_token_at is None:
+                m.first_token_at = time.monotonic()
+            yield out
+        for cand in chunk.get("candidates") or ():
+            if cand.get("finishReason"):
+                ended = True
+        if translator.block_reason:
+            ended = True
+    if not ended:
+        raise UpstreamStreamError("Gemini's stream ended before the answer was complete.")
+
+
+def _final_status(translator: StreamTranslator, chunks: list[dict[str, Any]]) -> str:
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            if choice.get("finish_reason") == "content_filter":
+                return CONTENT_FILTER
+    return "ok"
+
+
+async def _stream(request: web.Request, req: ChatRequest, stream: GeminiStream,
+                  translator: StreamTranslator, m: Metering) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await resp.prepare(request)
+    dumps = jsonutil.dumps
+    try:
+        async for out in _consume(stream, translator, m):
+            if len(out) == 1:
+                await resp.write(b"data: " + dumps(out[0]) + b"\n\n")
+            else:
+                await resp.write(b"".join(b"data: " + dumps(c) + b"\n\n" for c in out))
+    except UpstreamStreamError as exc:
+        m.status = UPSTREAM_ERROR
+        _settle(m, translator, complete=False)
+        await request.app[METER_KEY].finish(m)
+        error = ProxyError(exc.status, exc.message, type="api_error", code=exc.code).body()
+        await resp.write(b"data: " + dumps(error) + b"\n\n" + DONE)
+        await resp.write_eof()
+        return resp
+    except (ConnectionResetError, ConnectionError):
+        m.status = CLIENT_DISCONNECTED
+        stream.close()
+        _settle(m, translator, complete=False)
+        return resp
+    final = translator.finish()
+    m.status = _final_status(translator, final)
+    _settle(m, translator, complete=True)
+    await request.app[METER_KEY].finish(m)  # committed before the last byte
+    await resp.write(b"".join(b"data: " + dumps(c) + b"\n\n" for c in final) + DONE)
+    await resp.write_eof()
+    return resp
+
+
+async def _buffered(request: web.Request, stream: GeminiStream, translator: StreamTranslator,
+                    m: Metering) -> web.StreamResponse:
+    folder = ChunkFolder()
+    try:
+        async for out in _consume(stream, translator, m):
+            for chunk in out:
+                folder.add(chunk)
+    except UpstreamStreamError as exc:
+        m.status = UPSTREAM_ERROR
+        _settle(m, translator, complete=False)
+        await request.app[METER_KEY].finish(m)
+        raise ProxyError(exc.status, exc.message, type="api_error", code=exc.code) from None
+    final = translator.finish()
+    for chunk in final:
+        folder.add(chunk)
+    m.status = _final_status(translator, final)
+    _settle(m, translator, complete=True)
+    await request.app[METER_KEY].finish(m)
+    return web.Response(body=jsonutil.dumps(folder.result()), content_type="application/json")

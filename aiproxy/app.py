@@ -1,0 +1,73 @@
+"""create_app(settings): routes, middlewares, and the resources that live as long as the app."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp_cors
+from aiohttp import web
+
+from aiproxy.api.chat import chat_completions
+from aiproxy.api.health import health
+from aiproxy.api.models import get_model, list_models
+from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, STATE_KEY, UPSTREAM_KEY
+from aiproxy.billing.meter import Meter, metering_middleware
+from aiproxy.billing.pricing import load_price_table
+from aiproxy.config import Settings
+from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
+from aiproxy.modelmap import load_model_map
+from aiproxy.upstream import GeminiClient
+
+log = logging.getLogger("aiproxy")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    meter = Meter(load_price_table(settings.pricing_file))
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, metering_middleware(meter)],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[SETTINGS_KEY] = settings
+    app[MODELS_KEY] = load_model_map(settings.models_file)
+    app[METER_KEY] = meter
+    app[PREFLIGHT_KEY] = []
+    app[STATE_KEY] = {}
+    app[UPSTREAM_KEY] = GeminiClient(
+        settings.gemini_base_url,
+        settings.gemini_key or "demo",
+        connect_timeout=settings.upstream_connect_timeout,
+        first_byte_timeout=settings.upstream_timeout,
+        idle_timeout=settings.upstream_idle_timeout,
+    )
+    app.on_response_prepare.append(add_request_id_header)
+    app.cleanup_ctx.append(_upstream_session)
+    _add_routes(app, settings)
+    return app
+
+
+async def _upstream_session(app: web.Application):  # type: ignore[no-untyped-def]
+    client = app[UPSTREAM_KEY]
+    await client.start()
+    yield
+    await client.close()
+
+
+def _add_routes(app: web.Application, settings: Settings) -> None:
+    cors = aiohttp_cors.setup(app, defaults={
+        origin: aiohttp_cors.ResourceOptions(allow_credentials=False, expose_headers=("X-Request-ID",),
+                                             allow_headers="*", allow_methods=["GET", "POST", "OPTIONS"])
+        for origin in settings.cors_origins
+    })
+    routes = [
+        ("POST", "/v1/chat/completions", chat_completions),
+        ("POST", "/chat/completions", chat_completions),
+        ("GET", "/v1/models", list_models),
+        ("GET", "/models", list_models),
+        ("GET", "/v1/models/{model_id}", get_model),
+        ("GET", "/models/{model_id}", get_model),
+        ("GET", "/health", health),
+    ]
+    for method, path, handler in routes:
+        cors.add(app.router.add_route(method, path, handler))

@@ -1,0 +1,113 @@
+"""The on-finish meter: prices each request once, logs the billing line, hands the row on.
+
+Handlers call `Meter.finish` before their last byte so a completed response is always recorded
+first; the middleware calls it again in `finally` for every other ending (client gone, upstream
+failure). `Metering.finished` makes the second call a no-op, so no request is counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Protocol
+
+from aiohttp import web
+
+from aiproxy.billing.pricing import PriceTable, format_usd
+from aiproxy.billing.record import Metering, UsageRecord
+from aiproxy.translate.usage import audio_prompt_tokens, token_counts
+
+log = logging.getLogger("aiproxy.billing")
+
+BILLING_FORMAT = ("💰 BILLING | User: %s | Model: %s | Tokens: %d input + %d output = %d total | "
+                  "Cost: $%s USD | Request ID: %s")
+
+
+class UsageSink(Protocol):
+    async def record(self, rec: UsageRecord) -> None: ...
+
+
+def estimate_tokens(chars: int) -> int:
+    """Gemini averages about four characters per token; used only when Gemini never said."""
+    return math.ceil(chars / 4) if chars > 0 else 0
+
+
+def apply_usage(m: Metering, meta: dict[str, Any] | None, complete: bool) -> None:
+    """Copy Gemini's usageMetadata into the metering; estimate what a cut-off stream lacks."""
+    if meta:
+        prompt, completion, total, reasoning, cached = token_counts(meta)
+        m.prompt_tokens, m.completion_tokens, m.total_tokens = prompt, completion, total
+        m.reasoning_tokens, m.cached_tokens = reasoning, cached
+        m.audio_prompt_tokens = audio_prompt_tokens(meta)
+    if complete and meta:
+        m.reported = True
+        return
+    # Cut off before Gemini's final counts: keep what is known, estimate the rest.
+    if m.prompt_tokens == 0:
+        m.prompt_tokens = estimate_tokens(m.prompt_chars)
+    m.completion_tokens = max(m.completion_tokens, estimate_tokens(m.output_chars) + m.reasoning_tokens)
+    m.total_tokens = m.prompt_tokens + m.completion_tokens
+    m.reported = False
+
+
+class Meter:
+    def __init__(self, prices: PriceTable, sinks: list[UsageSink] | None = None) -> None:
+        self.prices = prices
+        self.sinks: list[UsageSink] = sinks or []
+        self.hooks: list[Callable[[UsageRecord], Awaitable[None] | None]] = []
+
+    def to_record(self, m: Metering) -> UsageRecord:
+        price, fallback = self.prices.price_for(m.upstream_model)
+        cost = price.cost(m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.audio_prompt_tokens)
+        now = _now()
+        return UsageRecord(
+            request_id=m.request_id, user=m.user, key_id=m.key_id, requested_model=m.requested_model,
+            upstream_model=m.upstream_model, endpoint=m.endpoint, streamed=m.streamed,
+            prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+            reasoning_tokens=m.reasoning_tokens, cached_tokens=m.cached_tokens,
+            total_tokens=m.prompt_tokens + m.completion_tokens, cost_usd=cost, status=m.status,
+            estimated=not m.reported, price_fallback=fallback,
+            started_at=datetime.fromtimestamp(m.started_wall, timezone.utc),
+            duration_ms=(now - m.started) * 1000.0,
+            ttft_ms=(m.first_token_at - m.started) * 1000.0 if m.first_token_at is not None else None,
+            end_user=m.end_user,
+        )
+
+    async def finish(self, m: Metering) -> UsageRecord | None:
+        """Price, log and record `m` exactly once; later calls return None."""
+        if m.finished:
+            return None
+        m.finished = True
+        rec = self.to_record(m)
+        if rec.price_fallback:
+            log.warning("no price for model %s; billed at the fallback price", rec.upstream_model)
+        log.info(BILLING_FORMAT, rec.user, rec.requested_model, rec.prompt_tokens, rec.completion_tokens,
+                 rec.total_tokens, format_usd(rec.cost_usd), rec.request_id)
+        for sink in self.sinks:
+            # Shielded: a client that leaves must not cancel the write of its own bill.
+            await asyncio.shield(sink.record(rec))
+        for hook in self.hooks:
+            result = hook(rec)
+            if result is not None:
+                await result
+        return rec
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def metering_middleware(meter: Meter) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        finally:
+            m: Metering | None = request.get("metering")
+            if m is not None and not m.finished:
+                await meter.finish(m)
+
+    return middleware

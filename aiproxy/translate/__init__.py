@@ -1,0 +1,1 @@
+"""Pure translation between OpenAI's chat API and Gemini's generateContent (no I/O here)."""

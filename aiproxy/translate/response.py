@@ -1,0 +1,250 @@
+"""Gemini stream chunks -> OpenAI `chat.completion.chunk` dicts, and their fold into one reply.
+
+One translator serves both modes: streaming writes its chunks as SSE, buffered mode folds the
+very same chunks (`ChunkFolder`), so the two answers cannot drift apart. This is the per-chunk
+hot path: plain dicts, no pydantic, no per-chunk allocations beyond the chunk itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aiproxy.jsonutil import dumps_str
+from aiproxy.translate.finish import openai_finish_reason
+from aiproxy.translate.usage import openai_usage
+
+Chunk = dict[str, Any]
+
+
+def default_tool_call_id(part: dict[str, Any], call: dict[str, Any], seq: int, completion_id: str) -> str:
+    """A unique, stable id per call; replaced by aiproxy.translate.tools to carry signatures."""
+    return f"call_{completion_id[-12:]}_{seq}"
+
+
+ToolCallIdFn = Callable[[dict[str, Any], dict[str, Any], int, str], str]
+
+
+class _Choice:
+    __slots__ = ("index", "started", "native_finish", "tool_calls", "thinking", "text_chars")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.started = False  # role already sent
+        self.native_finish: str | None = None
+        self.tool_calls = 0
+        self.thinking = False  # inside an open <think> block (think-tags mode)
+        self.text_chars = 0
+
+
+class StreamTranslator:
+    """Stateful per response: feed Gemini chunks in order, then call `finish()` once."""
+
+    __slots__ = ("_base", "_include_usage", "_think_tags", "_choices", "_id_fn", "completion_id",
+                 "usage_metadata", "block_reason", "model_version", "response_id", "first_output")
+
+    def __init__(
+        self,
+        *,
+        completion_id: str,
+        created: int,
+        model: str,
+        include_usage: bool = False,
+        think_tags: bool = False,
+        tool_call_id: ToolCallIdFn = default_tool_call_id,
+    ) -> None:
+        self.completion_id = completion_id
+        self._base: Chunk = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+        }
+        if include_usage:
+            self._base["usage"] = None
+        self._include_usage = include_usage
+        self._think_tags = think_tags
+        self._choices: dict[int, _Choice] = {}
+        self._id_fn = tool_call_id
+        self.usage_metadata: dict[str, Any] | None = None
+        self.block_reason: str | None = None
+        self.model_version: str | None = None
+        self.response_id: str | None = None
+        self.first_output = False  # True once any model output was translated
+
+    @property
+    def output_chars(self) -> int:
+        return sum(c.text_chars for c in self._choices.values())
+
+    def _choice(self, index: int) -> _Choice:
+        st = self._choices.get(index)
+        if st is None:
+            st = self._choices[index] = _Choice(index)
+        return st
+
+    def _chunk(self, st: _Choice, delta: dict[str, Any], finish: str | None = None, extra: dict | None = None) -> Chunk:
+        if not st.started:
+            st.started = True
+            delta = {"role": "assistant", **delta}
+        choice: dict[str, Any] = {"index": st.index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        if extra:
+            choice.update(extra)
+        return {**self._base, "choices": [choice]}
+
+    def feed(self, chunk: dict[str, Any]) -> list[Chunk]:
+        usage = chunk.get("usageMetadata")
+        if usage:
+            self.usage_metadata = usage
+        if self.model_version is None:
+            self.model_version = chunk.get("modelVersion")
+            self.response_id = chunk.get("responseId")
+        feedback = chunk.get("promptFeedback")
+        if feedback and feedback.get("blockReason"):
+            self.block_reason = feedback["blockReason"]
+        out: list[Chunk] = []
+        for cand in chunk.get("candidates") or ():
+            st = self._choice(cand.get("index", 0))
+            content = cand.get("content")
+            if content:
+                delta = self._delta(st, content.get("parts") or ())
+                if delta:
+                    out.append(self._chunk(st, delta))
+            reason = cand.get("finishReason")
+            if reason:
+                st.native_finish = reason
+        return out
+
+    def _delta(self, st: _Choice, parts: Any) -> dict[str, Any]:
+        text: list[str] = []
+        thoughts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for part in parts:
+            if "text" in part:
+                value = part["text"]
+                if not value:
+                    continue
+                if part.get("thought"):
+                    if self._think_tags:
+                        if not st.thinking:
+                            st.thinking = True
+                            value = "<think>" + value
+                        text.append(value)
+                    else:
+                        thoughts.append(value)
+                    continue
+                if st.thinking:
+                    st.thinking = False
+                    value = "</think>" + value
+                text.append(value)
+            elif "functionCall" in part:
+                if st.thinking:
+                    st.thinking = False
+                    text.append("</think>")
+                fc = part["functionCall"]
+                seq = st.tool_calls
+                st.tool_calls += 1
+                calls.append({
+                    "index": seq,
+                    "id": self._id_fn(part, fc, seq, self.completion_id),
+                    "type": "function",
+                    "function": {"name": fc.get("name", ""), "arguments": _json_args(fc.get("args"))},
+                })
+        delta: dict[str, Any] = {}
+        if thoughts:
+            delta["reasoning_content"] = "".join(thoughts)
+        if text:
+            joined = "".join(text)
+            st.text_chars += len(joined)
+            delta["content"] = joined
+        if calls:
+            delta["tool_calls"] = calls
+        if delta:
+            self.first_output = True
+        return delta
+
+    def finish(self) -> list[Chunk]:
+        """The closing chunks: one finish chunk per choice, and the usage chunk if asked for."""
+        if not self._choices:
+            self._choice(0)  # a blocked prompt still answers with one (empty) choice
+        out: list[Chunk] = []
+        usage = openai_usage(self.usage_metadata) if self.usage_metadata else None
+        for st in sorted(self._choices.values(), key=lambda c: c.index):
+            delta: dict[str, Any] = {"content": "</think>"} if st.thinking else {}
+            st.thinking = False
+            native = st.native_finish or (self.block_reason and "BLOCKED") or None
+            reason = "tool_calls" if st.tool_calls and native in (None, "STOP") else openai_finish_reason(native)
+            extra = {"native_finish_reason": st.native_finish or self.block_reason} if (st.native_finish or self.block_reason) else None
+            out.append(self._chunk(st, delta, reason, extra))
+        if self._include_usage:
+            out.append({**self._base, "choices": [], "usage": usage})
+        elif usage is not None:
+            out[-1]["usage"] = usage  # Lotti reads usage from whichever chunk carries it
+        return out
+
+
+def _json_args(args: Any) -> str:
+    return dumps_str(args if args is not None else {})
+
+
+class ChunkFolder:
+    """Folds OpenAI chunks into one `chat.completion` (the buffered response)."""
+
+    __slots__ = ("_head", "_choices", "usage")
+
+    def __init__(self) -> None:
+        self._head: Chunk | None = None
+        self._choices: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, Any] | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        if self._head is None:
+            self._head = chunk
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk["choices"]:
+            acc = self._choices.get(choice["index"])
+            if acc is None:
+                acc = self._choices[choice["index"]] = {"content": [], "reasoning": [], "calls": {}, "finish": None, "native": None}
+            delta = choice["delta"]
+            if "content" in delta:
+                acc["content"].append(delta["content"])
+            if "reasoning_content" in delta:
+                acc["reasoning"].append(delta["reasoning_content"])
+            for call in delta.get("tool_calls") or ():
+                prev = acc["calls"].get(call["index"])
+                if prev is None:
+                    acc["calls"][call["index"]] = {"id": call["id"], "type": "function",
+                                                   "function": dict(call["function"])}
+                else:
+                    prev["function"]["arguments"] += call["function"].get("arguments", "")
+            if choice["finish_reason"]:
+                acc["finish"] = choice["finish_reason"]
+                acc["native"] = choice.get("native_finish_reason")
+
+    def result(self) -> dict[str, Any]:
+        head = self._head or {}
+        choices = []
+        for index in sorted(self._choices):
+            acc = self._choices[index]
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(acc["content"]) or None, "refusal": None}
+            if acc["calls"]:
+                message["tool_calls"] = [acc["calls"][i] for i in sorted(acc["calls"])]
+            elif message["content"] is None:
+                message["content"] = ""
+            if acc["reasoning"]:
+                message["reasoning_content"] = "".join(acc["reasoning"])
+            choice: dict[str, Any] = {"index": index, "message": message, "logprobs": None, "finish_reason": acc["finish"]}
+            if acc["native"]:
+                choice["native_finish_reason"] = acc["native"]
+            choices.append(choice)
+        body: dict[str, Any] = {
+            "id": head.get("id"),
+            "object": "chat.completion",
+            "created": head.get("created"),
+            "model": head.get("model"),
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.usage is not None:
+            body["usage"] = self.usage
+        return body

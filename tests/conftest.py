@@ -1,0 +1,88 @@
+"""Shared fixtures: the Gemini emulator and the proxy, both on real loopback sockets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from aiproxy.app import create_app
+from aiproxy.config import Settings, load_settings
+
+EMULATOR_KEY = "test-gemini-key-XYZ"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[TestServer]:
+    from aiproxy.emulator import EmulatorConfig, create_emulator_app
+
+    server = TestServer(create_emulator_app(EmulatorConfig(api_key=EMULATOR_KEY)), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+def emulator_url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+def make_settings(upstream: str, **overrides: Any) -> Settings:
+    env = {"GEMINI_API_KEY": EMULATOR_KEY, "GEMINI_BASE_URL": upstream}
+    return load_settings(env, **overrides)
+
+
+async def start_proxy(settings: Settings) -> TestServer:
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server(handler_cancellation=True)
+    return server
+
+
+@pytest.fixture
+async def proxy_factory(emulator: TestServer) -> AsyncIterator[Any]:
+    """Build a proxy against the emulator with setting overrides; all closed at teardown."""
+    servers: list[TestServer] = []
+
+    async def factory(**overrides: Any) -> TestServer:
+        server = await start_proxy(make_settings(emulator_url(emulator), **overrides))
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def proxy(proxy_factory: Any) -> TestServer:
+    return await proxy_factory()
+
+
+@pytest.fixture
+def proxy_url(proxy: TestServer) -> str:
+    return str(proxy.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def billing_lines(caplog: pytest.LogCaptureFixture) -> Any:
+    """Returns a function listing the billing lines logged so far."""
+    caplog.set_level(logging.INFO, logger="aiproxy.billing")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("💰 BILLING")]
+
+    return lines
+
+
+async def recorded_requests(http: aiohttp.ClientSession, emulator: TestServer) -> list[dict[str, Any]]:
+    async with http.get(emulator.make_url("/_emulator/requests")) as resp:
+        return await resp.json()
