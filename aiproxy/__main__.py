@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(rest, demo=False)
     if command == "demo":
         return _serve(rest, demo=True)
-    print(f"error: unknown command {command!r} (expected serve, demo)", file=sys.stderr)
+    if command == "usage":
+        from aiproxy.cli_usage import main as usage_main
+
+        return usage_main(rest)
+    print(f"error: unknown command {command!r} (expected serve, demo, usage)", file=sys.stderr)
     return 2
 
 
