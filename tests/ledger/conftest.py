@@ -7,8 +7,11 @@ from typing import AsyncIterator
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import Ledger, open_ledger
+from aiproxy.emulator_credits import CreditsState, create_credits_app
+from tests.ledger.factories import CREDITS_API_KEY
 
 PG_ROOT = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -52,3 +55,12 @@ async def outbox_ledger(ledger_url: str) -> AsyncIterator[Ledger]:
         yield led
     finally:
         await led.close()
+
+
+@pytest.fixture
+async def credits_service() -> AsyncIterator[TestServer]:
+    """The credits-service emulator on a loopback port, with no users until a test adds them."""
+    server = TestServer(create_credits_app(CreditsState(api_key=CREDITS_API_KEY)), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()

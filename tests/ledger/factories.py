@@ -9,6 +9,8 @@ from typing import Any
 
 from aiproxy.billing.record import UsageRecord
 
+CREDITS_API_KEY = "credits-test-key"  # the credits emulator's key in these tests
+
 
 def make_record(**overrides: Any) -> UsageRecord:
     """A plausible finished request; tests override what they assert on."""

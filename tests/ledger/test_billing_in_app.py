@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestServer
 from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.config import load_settings
-from aiproxy.emulator_credits import STATE_KEY, CreditsState, create_credits_app
+from aiproxy.emulator_credits import STATE_KEY
+from tests.ledger.factories import CREDITS_API_KEY
 from tests.ledger.gemini_stub import create_stub
 
 ADMIN = "admin-token-for-tests"
-CREDITS_KEY = "credits-key"
 # gemini-2.5-flash: $0.30 in / $2.50 out per 1M. The stub reports 10 prompt + 5 output tokens.
 ONE_REQUEST = Decimal("0.0000155")
 
@@ -25,14 +25,6 @@ ONE_REQUEST = Decimal("0.0000155")
 @pytest.fixture
 async def upstream() -> AsyncIterator[TestServer]:
     server = TestServer(create_stub(chunks=5, gap=0), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def credits_service() -> AsyncIterator[TestServer]:
-    server = TestServer(create_credits_app(CreditsState(api_key=CREDITS_KEY)), host="127.0.0.1")
     await server.start_server()
     yield server
     await server.close()
@@ -80,7 +72,7 @@ async def test_credits_preflight_and_charge(upstream, credits_service, ledger_ur
     state.balances.update(alice=Decimal("1"), poor=Decimal("0.00001"))
     proxy = await start_proxy(
         upstream, ledger_url,
-        CREDITS_SERVICE_URL=str(credits_service.make_url("")), CREDITS_SERVICE_API_KEY=CREDITS_KEY,
+        CREDITS_SERVICE_URL=str(credits_service.make_url("")), CREDITS_SERVICE_API_KEY=CREDITS_API_KEY,
         CREDITS_BALANCE_TTL="0",
     )  # fmt: skip
     try:

@@ -1,4 +1,4 @@
-"""Credits service: pre-flight balance checks and the charge outbox, against the emulator.
+"""Credits credits_service: pre-flight balance checks and the charge outbox, against the emulator.
 
 Outbox tests run on both ledger backends: outages lose no charge, recovery applies each charge
 exactly once, a restart re-sends what was pending, and 402/404 end as `unpaid`.
@@ -16,19 +16,10 @@ from aiohttp.test_utils import TestServer
 from aiproxy.billing.credits import CreditGate, CreditsClient, CreditsUnavailable
 from aiproxy.billing.credits_outbox import OutboxWorker, backoff
 from aiproxy.billing.ledger import open_ledger
-from aiproxy.emulator_credits import STATE_KEY, CreditsState, create_credits_app
+from aiproxy.emulator_credits import STATE_KEY, CreditsState
 from aiproxy.errors import ProxyError
+from tests.ledger.factories import CREDITS_API_KEY as KEY
 from tests.ledger.factories import make_record
-
-KEY = "credits-test-key"
-
-
-@pytest.fixture
-async def service() -> AsyncIterator[TestServer]:
-    server = TestServer(create_credits_app(CreditsState(api_key=KEY)), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
 
 
 def state(server: TestServer) -> CreditsState:
@@ -36,8 +27,8 @@ def state(server: TestServer) -> CreditsState:
 
 
 @pytest.fixture
-async def client(service: TestServer) -> AsyncIterator[CreditsClient]:
-    c = CreditsClient(str(service.make_url("")), KEY, timeout=0.3)
+async def client(credits_service: TestServer) -> AsyncIterator[CreditsClient]:
+    c = CreditsClient(str(credits_service.make_url("")), KEY, timeout=0.3)
     yield c
     await c.close()
 
@@ -58,8 +49,8 @@ async def settle(worker: OutboxWorker, ledger, passes: int = 200) -> None:
 # -- pre-flight -------------------------------------------------------------------------------
 
 
-async def test_preflight_allows_covered_and_refuses_uncovered(service, client) -> None:
-    state(service).balances.update(alice=Decimal("0.01"))
+async def test_preflight_allows_covered_and_refuses_uncovered(credits_service, client) -> None:
+    state(credits_service).balances.update(alice=Decimal("0.01"))
     gate = CreditGate(client, ttl=60)
     await gate.preflight("alice", Decimal("0.01"))  # exactly covered
     with pytest.raises(ProxyError) as err:
@@ -72,40 +63,40 @@ async def test_preflight_allows_covered_and_refuses_uncovered(service, client) -
     assert err.value.status == 402 and "No credit account" in err.value.message
 
 
-async def test_balance_is_cached_and_lowered_by_charges(service, client) -> None:
-    state(service).balances.update(alice=Decimal("1"))
+async def test_balance_is_cached_and_lowered_by_charges(credits_service, client) -> None:
+    state(credits_service).balances.update(alice=Decimal("1"))
     now = [0.0]
     gate = CreditGate(client, ttl=5, clock=lambda: now[0])
     await asyncio.gather(*(gate.preflight("alice", Decimal("0.5")) for _ in range(20)))
-    state(service).balances["alice"] = Decimal("0")  # the service changed; the cache has not expired
+    state(credits_service).balances["alice"] = Decimal("0")  # the credits_service changed; the cache has not expired
     await gate.preflight("alice", Decimal("0.5"))
     gate.note_charge("alice", Decimal("0.75"))
     with pytest.raises(ProxyError):
-        await gate.preflight("alice", Decimal("0.5"))  # 1 - 0.75 < 0.5, without asking the service
+        await gate.preflight("alice", Decimal("0.5"))  # 1 - 0.75 < 0.5, without asking the credits_service
     now[0] = 6.0  # expired: asks again and sees 0
     with pytest.raises(ProxyError):
         await gate.preflight("alice", Decimal("0.000001"))
 
 
 @pytest.mark.parametrize("mode", ["down", "500", "slow"])
-async def test_unreachable_service_follows_policy(service, client, mode: str) -> None:
-    state(service).balances.update(alice=Decimal("0"))
-    state(service).mode = mode
+async def test_unreachable_service_follows_policy(credits_service, client, mode: str) -> None:
+    state(credits_service).balances.update(alice=Decimal("0"))
+    state(credits_service).mode = mode
     await CreditGate(client, fail_policy="open").preflight("alice", Decimal("99"))  # allowed, logged
     with pytest.raises(ProxyError) as err:
         await CreditGate(client, fail_policy="closed").preflight("alice", Decimal("99"))
     assert err.value.status == 503
 
 
-async def test_client_sends_exact_amounts_and_idempotency_key(service, client) -> None:
-    state(service).balances.update(bob=Decimal("1"))
+async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, client) -> None:
+    state(credits_service).balances.update(bob=Decimal("1"))
     assert await client.bill("bob", Decimal("0.00000075"), "gpt-4 - 2 tokens - request r1", idempotency_key="r1") == "charged"
     assert await client.bill("bob", Decimal("0.00000075"), "again", idempotency_key="r1") == "charged"
-    assert state(service).balances["bob"] == Decimal("0.99999925")
-    assert [c["key"] for c in state(service).charges] == ["r1"]
+    assert state(credits_service).balances["bob"] == Decimal("0.99999925")
+    assert [c["key"] for c in state(credits_service).charges] == ["r1"]
     assert await client.balance("bob") == Decimal("0.99999925")
     assert await client.balance("nobody") is None
-    state(service).mode = "down"
+    state(credits_service).mode = "down"
     with pytest.raises(CreditsUnavailable):
         await client.balance("bob")
 
@@ -119,8 +110,8 @@ def test_backoff_doubles_and_caps() -> None:
 # -- outbox (both backends) -------------------------------------------------------------------
 
 
-async def test_outage_loses_nothing_and_recovery_charges_once(service, client, outbox_ledger) -> None:
-    st = state(service)
+async def test_outage_loses_nothing_and_recovery_charges_once(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
     st.balances.update(alice=Decimal("10"), bob=Decimal("10"))
     st.mode = "down"
     recs = [make_record(user=("alice", "bob")[i % 2], cost_usd=Decimal("0.00075") * (i + 1)) for i in range(12)]
@@ -145,8 +136,8 @@ async def test_outage_loses_nothing_and_recovery_charges_once(service, client, o
     assert st.bill_calls == calls  # acknowledged charges are never sent again
 
 
-async def test_lost_acknowledgement_is_not_charged_twice(service, client, outbox_ledger) -> None:
-    st = state(service)
+async def test_lost_acknowledgement_is_not_charged_twice(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
     st.balances.update(alice=Decimal("1"))
     st.mode, st.delay = "slow", 0.5  # applied, but the 0.3 s client gives up first
     await outbox_ledger.record(make_record(request_id="req-slow", cost_usd=Decimal("0.25")))
@@ -161,8 +152,8 @@ async def test_lost_acknowledgement_is_not_charged_twice(service, client, outbox
     assert st.balances["alice"] == Decimal("0.75")
 
 
-async def test_pending_charges_are_sent_after_restart(service, client, ledger_url) -> None:
-    st = state(service)
+async def test_pending_charges_are_sent_after_restart(credits_service, client, ledger_url) -> None:
+    st = state(credits_service)
     st.balances.update(alice=Decimal("1"))
     st.mode = "500"
     first = open_ledger(ledger_url, outbox=True)
@@ -194,8 +185,8 @@ async def test_pending_charges_are_sent_after_restart(service, client, ledger_ur
         await second.close()
 
 
-async def test_refused_charges_become_unpaid_and_stop(service, client, outbox_ledger) -> None:
-    st = state(service)
+async def test_refused_charges_become_unpaid_and_stop(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
     st.balances.update(alice=Decimal("0.001"))
     await outbox_ledger.record(make_record(request_id="req-poor", user="alice", cost_usd=Decimal("0.5")))
     await outbox_ledger.record(make_record(request_id="req-ghost", user="ghost", cost_usd=Decimal("0.5")))
@@ -210,8 +201,8 @@ async def test_refused_charges_become_unpaid_and_stop(service, client, outbox_le
     assert st.bill_calls == calls and st.balances["alice"] == Decimal("0.001")
 
 
-async def test_injected_402_mode_marks_unpaid(service, client, outbox_ledger) -> None:
-    st = state(service)
+async def test_injected_402_mode_marks_unpaid(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
     st.balances.update(alice=Decimal("100"))
     st.mode = "402"
     await outbox_ledger.record(make_record(request_id="req-402", cost_usd=Decimal("0.1")))
