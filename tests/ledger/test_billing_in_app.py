@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY
+from aiproxy.billing.record import UsageRecord
 from aiproxy.config import load_settings
 from aiproxy.emulator_credits import STATE_KEY
 from tests.ledger.factories import CREDITS_API_KEY
@@ -93,5 +94,32 @@ async def test_credits_preflight_and_charge(upstream, credits_service, ledger_ur
         assert state.balances["alice"] == Decimal("1") - ONE_REQUEST
         ledger = proxy.app[LEDGER_KEY]
         assert [r["user_id"] for r in await ledger.rows()] == ["alice"]  # the refused one cost nothing
+    finally:
+        await proxy.close()
+
+
+def slow_commits(ledger: Any, delay: float = 0.2) -> None:
+    """Make every ledger commit take `delay` longer, as on a slow disk."""
+    write = ledger._commits._write  # noqa: SLF001 - the test needs the commit itself to be slow
+
+    async def slow(batch: list[UsageRecord]) -> None:
+        await asyncio.sleep(delay)
+        await write(batch)
+
+    ledger._commits._write = slow  # noqa: SLF001
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
+async def test_row_is_committed_before_the_last_byte(upstream, ledger_url, stream: bool) -> None:
+    proxy = await start_proxy(upstream, ledger_url)
+    try:
+        slow_commits(proxy.app[LEDGER_KEY])
+        async with aiohttp.ClientSession() as http:
+            async with http.post(proxy.make_url("/v1/chat/completions"), json=chat(stream=stream),
+                                 headers={"X-Request-ID": "req-first"}) as resp:  # fmt: skip
+                raw = await resp.read()
+        assert raw.endswith(b"data: [DONE]\n\n") if stream else raw.endswith(b"}")
+        # No waiting: the moment the client has the whole response, the row is in the ledger.
+        assert [r["request_id"] for r in await proxy.app[LEDGER_KEY].rows()] == ["req-first"]
     finally:
         await proxy.close()
