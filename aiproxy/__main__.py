@@ -35,11 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(rest, demo=False)
     if command == "demo":
         return _serve(rest, demo=True)
+    if command == "usage":
+        from aiproxy.cli_usage import main as usage_main
+
+        return usage_main(rest)
     if command == "keys":
         from aiproxy.access.cli import main as keys_main
 
         return keys_main(rest)
-    print(f"error: unknown command {command!r} (expected serve, demo, keys)", file=sys.stderr)
+    print(f"error: unknown command {command!r} (expected serve, demo, usage, keys)", file=sys.stderr)
     return 2
 
 

@@ -11,9 +11,11 @@ from aiproxy.access.setup import setup_access
 from aiproxy.api.chat import chat_completions
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
+from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, STATE_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import load_price_table
+from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
 from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
 from aiproxy.modelmap import load_model_map
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_upstream_session)
+    install_billing(app, settings, meter)
     _add_routes(app, settings)
     setup_access(app, settings)
     return app
@@ -67,6 +70,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
         ("GET", "/v1/models/{model_id}", get_model),
         ("GET", "/models/{model_id}", get_model),
         ("GET", "/health", health),
+        ("GET", "/v1/usage", usage_handler),
     ]
     for method, path, handler in routes:
         cors.add(app.router.add_route(method, path, handler))

@@ -71,6 +71,48 @@ class Settings(BaseSettings):
     def gemini_key(self) -> str:
         return self.gemini_api_key.get_secret_value() if self.gemini_api_key else ""
 
+    # --- ledger & credits (issue 5) ---
+    # Where usage rows go: sqlite:///relative/or////absolute/path (embedded, WAL), or
+    # postgresql://user@host/db[?schema=name] so several instances share one ledger.
+    usage_db_url: str = "sqlite:///./data/usage.db"
+    # Bearer token for GET /v1/usage until per-client keys exist; unset = reports disabled (403).
+    admin_token: SecretStr | None = None
+    # Lotti's credits service; billing is on only when both are set.
+    credits_service_url: str | None = None
+    credits_service_api_key: SecretStr | None = None
+    # When the credits service cannot be reached for the pre-flight balance check: "open" lets
+    # the request through (the charge still waits in the outbox), "closed" answers 503.
+    credits_fail_policy: Literal["open", "closed"] = "open"
+    credits_balance_ttl: float = Field(5.0, ge=0)  # seconds a fetched balance is trusted
+    credits_timeout: float = Field(5.0, gt=0)  # per call to the credits service
+    # Output tokens assumed by the pre-flight worst case when the client sent no max_tokens.
+    credits_preflight_max_tokens: int = Field(8192, ge=0)
+    credits_retry_max_delay: float = Field(300.0, gt=0)  # backoff cap for outbox retries
+
+    @field_validator("credits_service_url")
+    @classmethod
+    def _check_credits_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("usage_db_url")
+    @classmethod
+    def _check_usage_db_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+            raise ValueError("must start with sqlite://, postgresql:// or memory://")
+        return value
+
+    @property
+    def credits_enabled(self) -> bool:
+        return bool(self.credits_service_url and self.credits_service_api_key)
+
+    @property
+    def admin_secret(self) -> str:
+        return self.admin_token.get_secret_value() if self.admin_token else ""
+
     # --- access control, limits, budgets, hardening (issue 6) ---
     # With no client keys in the store the proxy is open; binding a non-loopback HOST then needs
     # this explicit opt-in.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import sys
 
@@ -50,8 +51,18 @@ async def _run(settings: Settings) -> None:
     runner = await _serve(create_app(settings), settings.host, settings.port)
     log.info("aiproxy listening on http://%s:%d (upstream %s)", settings.host, bound_port(runner),
              settings.gemini_base_url)
+    # SIGTERM (docker stop, systemd) and SIGINT shut down gracefully: in-flight requests finish
+    # and the ledger commits every pending row before the process exits.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            pass
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("shutting down: finishing requests and flushing the usage ledger")
     finally:
         await runner.cleanup()
 
