@@ -38,7 +38,7 @@ def make_settings(upstream: str, **overrides: Any) -> Settings:
 
 async def start_proxy(settings: Settings) -> TestServer:
     server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server(handler_cancellation=True)
+    await server.start_server()  # TestServer already sets handler_cancellation=True
     return server
 
 

@@ -17,14 +17,11 @@ from aiproxy.access.keys import KeyCache, KeyStore, open_keystore
 from aiproxy.access.limits import MemoryLimiter, RateLimiter
 from aiproxy.access.openapi import openapi_json
 from aiproxy.access.throttle import Throttle
-from aiproxy.appkeys import METER_KEY, PREFLIGHT_KEY
+from aiproxy.appkeys import LEDGER_KEY, METER_KEY, PREFLIGHT_KEY
 from aiproxy.billing.record import UsageRecord
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy.access")
-
-DEFAULT_DB_URL = "sqlite:///./data/usage.db"
-
 
 @dataclass
 class Access:
@@ -44,12 +41,9 @@ def _secret(settings: Settings, name: str) -> str | None:
 
 
 def _ledger_spent(app: web.Application) -> SpentFn | None:
-    """The ledger's `spent`, found among the meter's sinks (wherever the ledger was wired)."""
-    for sink in app[METER_KEY].sinks:
-        spent = getattr(sink, "spent", None)
-        if callable(spent):
-            return spent  # type: ignore[no-any-return]
-    return None
+    """The usage ledger's `spent(user, since)`; None when the app has no ledger."""
+    ledger = app.get(LEDGER_KEY)
+    return ledger.spent if ledger is not None else None
 
 
 def _make_limiter(settings: Settings) -> RateLimiter:
@@ -62,7 +56,7 @@ def _make_limiter(settings: Settings) -> RateLimiter:
 
 def setup_access(app: web.Application, settings: Settings) -> Access:
     redact.install([settings.gemini_key, _secret(settings, "admin_token"), _secret(settings, "credits_service_api_key")])
-    store = open_keystore(getattr(settings, "usage_db_url", DEFAULT_DB_URL))
+    store = open_keystore(settings.usage_db_url)
     limiter = _make_limiter(settings)
     throttle = Throttle(limiter, fail_closed=settings.rate_limit_redis_failure == "closed",
                         default_output_tokens=settings.rate_limit_default_output_tokens)
@@ -70,7 +64,7 @@ def setup_access(app: web.Application, settings: Settings) -> Access:
     budgets = Budgets(lambda: _ledger_spent(app), settings.budget_cache_ttl, settings.budget_alert_webhook, once)
     access = Access(store, KeyCache(store, settings.key_cache_ttl), limiter, throttle, budgets)
     app[ACCESS_KEY] = access
-    admin_token = _secret(settings, "admin_token") or ""
+    admin_token = settings.admin_secret
 
     @web.middleware
     async def access_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
