@@ -58,6 +58,15 @@ class OpenProxyRefused(ConfigError):
     """No client keys exist and HOST is reachable from other machines."""
 
 
+def hide_server_banner() -> None:
+    """Replace aiohttp's `Server: Python/3.x aiohttp/x.y` default for every response this process
+    serves, including the ones aiohttp writes itself for unparseable requests (oversized headers),
+    which never pass through the app's signals. Client requests use their own User-Agent constant."""
+    from aiohttp import web_response
+
+    web_response.SERVER_SOFTWARE = SECURITY_HEADERS["Server"]  # type: ignore[attr-defined]
+
+
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: reaches every response the app makes, streamed ones included."""
     headers = response.headers
