@@ -104,3 +104,21 @@ def test_cors_list(raw: str, origins: list[str]) -> None:
 
 def test_base_url_trailing_slash_is_dropped() -> None:
     assert load_settings({"GEMINI_API_KEY": "k", "GEMINI_BASE_URL": "http://127.0.0.1:9/"}).gemini_base_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(("argv", "env", "demo"), [
+    (["demo"], {}, True),
+    ([], {"DEMO": "true"}, True),
+    (["serve"], {"GEMINI_API_KEY": "k"}, False),
+])
+def test_demo_mode_comes_from_the_command_or_the_setting(clean_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         argv: list[str], env: dict[str, str], demo: bool) -> None:
+    import aiproxy.server
+
+    calls: list[bool] = []
+    monkeypatch.setattr(aiproxy.server, "serve", lambda settings, demo=False: calls.append(demo))
+    monkeypatch.setattr("aiproxy.__main__.setup_logging", lambda *args: None)  # keep pytest's log capture
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 0
+    assert calls == [demo]
