@@ -25,7 +25,11 @@ def _serve(argv: list[str], demo: bool) -> int:
 
     # DEMO=true in the environment means the same as the `demo` command; without this it would
     # skip the key check and then call Google with no key.
-    serve(settings, demo=demo or settings.demo)
+    try:
+        serve(settings, demo=demo or settings.demo)
+    except OSError as exc:  # the port is taken or the address is not ours: one line, no traceback
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
