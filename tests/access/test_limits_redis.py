@@ -124,3 +124,28 @@ async def test_unreachable_raises_limiter_unavailable() -> None:
             await lim.acquire("k", Limits(rpm=1), 0)
     finally:
         await lim.close()
+
+
+async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, prefix: str, caplog: Any) -> None:
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from aiproxy.access.budget import Budgets
+    from aiproxy.access.keys import KeyRecord
+    from tests.ledger.factories import make_record
+
+    caplog.set_level(logging.WARNING, logger="aiproxy.access")
+    other = RedisLimiter(REDIS, prefix, lease_seconds=60)
+    rec = KeyRecord(id="key_x", key_hash="h", prefix="aip_", user="carol", daily_budget=Decimal("1"))
+
+    async def spent(user: str, since: datetime) -> Decimal:
+        return Decimal("0.5")
+
+    try:
+        instances = [Budgets(lambda: spent, ttl=60, once=lim.set_once) for lim in (limiter, other)]
+        for budgets in instances:
+            await budgets.spent("carol", "day", datetime.now(timezone.utc))  # warm the cache at $0.50
+            await budgets.after(make_record(user="carol", cost_usd=Decimal("0.35")), rec)  # → 85%
+    finally:
+        await other.close()
+    assert len([r for r in caplog.records if "budget alert" in r.getMessage()]) == 1
