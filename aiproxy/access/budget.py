@@ -59,7 +59,7 @@ class Budgets:
     once: OnceFn | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     _cache: dict[tuple[str, str, datetime], tuple[Decimal, float]] = field(default_factory=dict)
-    _alerted: set[str] = field(default_factory=set)
+    _alerted: dict[str, float] = field(default_factory=dict)  # alert name → end of its period (epoch s)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
 
@@ -115,7 +115,9 @@ class Budgets:
         name = f"budget-alert:{rec.user}:{period}:{start.date().isoformat()}:{pct}"
         if name in self._alerted:
             return
-        self._alerted.add(name)
+        if len(self._alerted) > 10_000:  # bounded: forget alerts of periods that are over
+            self._alerted = {k: end for k, end in self._alerted.items() if end > now.timestamp()}
+        self._alerted[name] = period_end(period, now).timestamp()
         if self.once is not None:
             ttl = math.ceil((period_end(period, now) - now).total_seconds()) + 60
             try:

@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
+
+from aiproxy.errors import ProxyError
+
+log = logging.getLogger("aiproxy.access")
 
 KEY_PREFIX = "aip_"
 SHOWN_PREFIX_CHARS = 8  # characters after `aip_` that `keys list` shows to tell keys apart
@@ -143,7 +148,16 @@ class KeyCache:
         async with self._lock:  # one refresh for a burst of requests
             if time.monotonic() - self.snapshot.loaded_at < self.ttl:
                 return self.snapshot
-            return await self.refresh()
+            try:
+                return await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - the database is down: keep the last known keys
+                if self.snapshot.loaded_at == float("-inf"):
+                    raise ProxyError(503, "Key verification is temporarily unavailable; please retry.",
+                                     type="api_error", code="auth_unavailable", headers={"Retry-After": "1"}) from None
+                log.warning("could not reload the key table (%s); using the copy from %.0f s ago",
+                            type(exc).__name__, time.monotonic() - self.snapshot.loaded_at)
+                self.snapshot.loaded_at = time.monotonic()  # retry after another TTL, not per request
+                return self.snapshot
 
     async def lookup(self, key: str) -> KeyRecord | None:
         """The enabled key record for `key`, compared in constant time; None when unknown/revoked."""

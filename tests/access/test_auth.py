@@ -179,3 +179,23 @@ async def test_keys_in_the_store_allow_a_public_address(emulator: Any, tmp_path:
     assert await asyncio.to_thread(keys_main, ["--db", db, "create", "--user", "alice"]) == 0
     server = await start_proxy(make_settings(emulator_url(emulator), host="0.0.0.0", usage_db_url=db))
     await server.close()
+
+
+async def test_key_table_unreachable_keeps_the_last_snapshot(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
+    from aiproxy.access.setup import ACCESS_KEY
+
+    proxy = await proxy_factory(key_cache_ttl=0)
+    key, _ = await add_key(proxy)
+    access = proxy.app[ACCESS_KEY]
+
+    async def broken() -> Any:
+        raise OSError("database down")
+
+    access.store.all_keys = broken  # type: ignore[method-assign]
+    async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
+        assert resp.status == 200
+    async with http.get(proxy.make_url("/v1/models")) as resp:
+        assert resp.status == 401  # still closed: the last snapshot had keys
+    access.keys.snapshot.loaded_at = float("-inf")  # as if it never loaded
+    async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
+        assert resp.status == 503 and (await resp.json())["error"]["code"] == "auth_unavailable"
