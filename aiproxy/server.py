@@ -33,7 +33,11 @@ async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     # request is dropped and Gemini stops generating tokens nobody will read.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"),
                            **server_limits(app[SETTINGS_KEY]))
-    await runner.setup()
+    try:
+        await runner.setup()
+    except ConfigError:  # a startup check refused (e.g. open proxy on a public address)
+        await runner.cleanup()  # closes what the startups before it opened
+        raise
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=False)
     try:
         await site.start()

@@ -9,27 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from aiproxy.access.keys import KeyRecord
 from aiproxy.access.store_sql import COLUMNS, VERSION_TABLE, from_row, migrations, to_params
+from aiproxy.billing.ledger_pg import quote_ident, split_schema  # the ledger's URL conventions
 
 MIGRATION_LOCK = 0x6169_7078_6B65_7973  # "aipxkeys"
-
-
-def split_schema(url: str) -> tuple[str, str | None]:
-    """Take the `schema` query parameter out of the URL (asyncpg would send it as a setting)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class PostgresKeyStore:

@@ -199,3 +199,17 @@ async def test_key_table_unreachable_keeps_the_last_snapshot(proxy_factory: Any,
     access.keys.snapshot.loaded_at = float("-inf")  # as if it never loaded
     async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
         assert resp.status == 503 and (await resp.json())["error"]["code"] == "auth_unavailable"
+
+
+def test_serve_refuses_an_open_public_proxy_with_one_line() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": os.environ.get("PATH", ""), "USAGE_DB_URL": "memory://", "GEMINI_API_KEY": "x"}
+    done = subprocess.run([sys.executable, "-m", "aiproxy", "--host", "0.0.0.0", "--port", "0"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert done.returncode == 2
+    assert "ALLOW_OPEN_PROXY=true" in done.stderr
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
