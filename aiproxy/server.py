@@ -31,7 +31,11 @@ async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=False)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # closes the upstream session opened by the app's startup
+        raise
     return runner
 
 
