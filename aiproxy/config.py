@@ -113,7 +113,8 @@ class Settings(BaseSettings):
 
     @property
     def credits_enabled(self) -> bool:
-        return bool(self.credits_service_url and self.credits_service_api_key)
+        key = self.credits_service_api_key.get_secret_value() if self.credits_service_api_key else ""
+        return bool(self.credits_service_url and key)
 
     @property
     def admin_secret(self) -> str:

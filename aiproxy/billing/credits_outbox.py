@@ -53,36 +53,46 @@ class OutboxWorker:
         self._sem = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Run in the background; charges left pending by an earlier run are due at once."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="credits-outbox")
 
     def nudge(self) -> None:
         """A charge was just enqueued: look now instead of at the next poll."""
         self._wake.set()
 
-    async def stop(self) -> None:
-        """Stop sending; what is still pending stays in the outbox for the next start."""
-        if self._task is not None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop sending; what is still pending stays in the outbox for the next start. A pass
+        under way may finish (its posts are bounded by the client timeout), so no leased charge
+        is left waiting out its lease; only past `timeout` is it cancelled."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except asyncio.TimeoutError:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 handled = await self.run_once()
             except Exception:  # noqa: BLE001 - a ledger hiccup must not end billing for good
                 log.exception("credits outbox pass failed; retrying")
                 handled = 0
-            if handled >= self.batch:
-                continue  # more may be due right away
+            if handled >= self.batch or self._stopping:
+                continue  # more may be due right away (or: stop now)
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             except asyncio.TimeoutError:

@@ -123,3 +123,28 @@ async def test_row_is_committed_before_the_last_byte(upstream, ledger_url, strea
         assert [r["request_id"] for r in await proxy.app[LEDGER_KEY].rows()] == ["req-first"]
     finally:
         await proxy.close()
+
+
+async def test_client_gone_mid_stream_leaves_an_estimated_row(ledger_url) -> None:
+    slow = TestServer(create_stub(chunks=100, gap=0.05), host="127.0.0.1")
+    await slow.start_server()
+    proxy = await start_proxy(slow, ledger_url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            resp = await http.post(proxy.make_url("/v1/chat/completions"), json=chat(stream=True),
+                                   headers={"X-Request-ID": "req-gone"})  # fmt: skip
+            await resp.content.readuntil(b"\n\n")  # the first chunk, then the client leaves
+            resp.close()
+        ledger = proxy.app[LEDGER_KEY]
+        for _ in range(100):
+            rows = await ledger.rows()
+            if rows:
+                break
+            await asyncio.sleep(0.02)
+        (row,) = rows
+        assert (row["request_id"], row["status"], bool(row["estimated"])) == ("req-gone", "client_disconnected", True)
+        assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0  # estimated from the text seen
+        assert Decimal(str(row["cost_usd"])) > 0
+    finally:
+        await proxy.close()
+        await slow.close()

@@ -1,4 +1,5 @@
-"""End to end: the real server (`python -m aiproxy`) under concurrent load, killed mid-flight.
+"""End to end: the real server (`python -m aiproxy`, upstream the Gemini emulator) under
+concurrent load, killed mid-flight.
 
 Every request whose client saw it complete (`data: [DONE]` or the whole JSON body) must have its
 ledger row, on SQLite and on Postgres: the row is committed before the last byte. SIGKILL gives
@@ -20,7 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.server import free_port
-from tests.ledger.gemini_stub import create_stub
+from aiproxy.emulator import EmulatorConfig, create_emulator_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 24
@@ -54,7 +55,8 @@ async def one_request(http: aiohttp.ClientSession, url: str, rid: str, stream: b
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 async def test_every_completed_request_survives_the_kill(ledger_url: str, tmp_path: Path, sig: signal.Signals) -> None:
-    stub = TestServer(create_stub(chunks=4, gap=0.005), host="127.0.0.1")
+    emulator = EmulatorConfig(api_key="k", chunks=4, chunk_delay_ms=5, record_requests=0)
+    stub = TestServer(create_emulator_app(emulator), host="127.0.0.1")
     await stub.start_server()
     port = free_port()
     env = {

@@ -7,6 +7,7 @@ exactly once, a restart re-sends what was pending, and 402/404 end as `unpaid`.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import AsyncIterator
 
@@ -208,3 +209,18 @@ async def test_injected_402_mode_marks_unpaid(credits_service, client, outbox_le
     await outbox_ledger.record(make_record(request_id="req-402", cost_usd=Decimal("0.1")))
     await settle(worker_for(outbox_ledger, client), outbox_ledger)
     assert [c.state for c in await outbox_ledger.charges()] == ["unpaid"]
+
+
+async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("1"))
+    await outbox_ledger.record(make_record(request_id="req-orphan", cost_usd=Decimal("0.2")))
+    # A worker claimed it and died before posting or recording anything.
+    assert len(await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=0.2))) == 1
+    worker = worker_for(outbox_ledger, client)
+    await worker.run_once()
+    assert st.bill_calls == 0  # still leased
+    await asyncio.sleep(0.25)
+    await settle(worker, outbox_ledger)
+    assert [c.state for c in await outbox_ledger.charges()] == ["sent"]
+    assert st.balances["alice"] == Decimal("0.8")

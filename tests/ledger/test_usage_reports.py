@@ -169,3 +169,11 @@ def test_cli_rejects_bad_dates() -> None:
     err = io.StringIO()
     assert usage_main(["--since", "soon", "--db", "memory://"], err=err) == 2
     assert "since" in err.getvalue()
+
+
+def test_python_m_aiproxy_usage_dispatches(capsys) -> None:
+    from aiproxy.__main__ import main
+
+    assert main(["usage", "--db", "memory://", "--by", "user"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "user" and lines[-1].split() == ["TOTAL", "0", "0", "0", "0", "0", "0", "0"]
