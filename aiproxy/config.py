@@ -56,6 +56,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("models_file", "pricing_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `MODELS_FILE=` in .env or compose means "not set", not "the current directory".
+        return None if value == "" else value
+
     @field_validator("models_file", "pricing_file")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:

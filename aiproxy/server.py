@@ -7,11 +7,13 @@ import logging
 import socket
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from aiproxy.app import create_app
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy")
+DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy
 
 
 def _use_uvloop() -> None:
@@ -28,7 +30,11 @@ async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=False)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # closes the upstream session opened by the app's startup
+        raise
     return runner
 
 
@@ -53,15 +59,13 @@ async def _run(settings: Settings) -> None:
 async def _run_demo(settings: Settings) -> None:
     from aiproxy.emulator import EmulatorConfig, create_emulator_app
 
-    emu = web.AppRunner(create_emulator_app(EmulatorConfig(api_key="demo-key")))
+    emu = web.AppRunner(create_emulator_app(EmulatorConfig(api_key=DEMO_KEY)))
     await emu.setup()
     emu_site = web.TCPSite(emu, "127.0.0.1", 0)
     await emu_site.start()
     emu_url = f"http://127.0.0.1:{bound_port(emu)}"
-    settings = settings.model_copy(update={"gemini_base_url": emu_url, "gemini_api_key": None, "demo": True})
-    from pydantic import SecretStr
-
-    settings = settings.model_copy(update={"gemini_api_key": SecretStr("demo-key")})
+    settings = settings.model_copy(
+        update={"gemini_base_url": emu_url, "gemini_api_key": SecretStr(DEMO_KEY), "demo": True})
     log.info("demo mode: Gemini emulator at %s (no key, no network)", emu_url)
     try:
         await _run(settings)
