@@ -9,6 +9,7 @@ Environment (flags override):
   BENCH_PEER_CMD         shell command starting another OpenAI-compatible gateway for comparison;
                          {port}, {upstream}, {key} are filled in (also PORT, GEMINI_BASE_URL,
                          GEMINI_API_KEY in its environment). BENCH_PEER_MODEL: model name it serves.
+  BENCH_WORKERS=N        also measure a proxy started with WORKERS=N (one port, N processes)
   BENCH_RESULTS_DIR      where the .md and .json go (default bench/results)
 """
 
@@ -40,10 +41,12 @@ def _options(argv: list[str] | None) -> dict[str, Any]:
     p.add_argument("--client-key", default=env.get("BENCH_CLIENT_KEY") or None)
     p.add_argument("--peer-cmd", default=env.get("BENCH_PEER_CMD", ""))
     p.add_argument("--peer-model", default=env.get("BENCH_PEER_MODEL", MODEL))
+    p.add_argument("--workers", type=int, default=int(env.get("BENCH_WORKERS") or 1))
     p.add_argument("--results-dir", type=Path, default=Path(env.get("BENCH_RESULTS_DIR") or RESULTS))
     a = p.parse_args(argv)
     return {"quick": a.quick, "proxy_env": parse_env_pairs(a.proxy_env), "features_env": parse_env_pairs(a.features_env),
-            "client_key": a.client_key, "peer_cmd": a.peer_cmd, "peer_model": a.peer_model, "results_dir": a.results_dir}
+            "client_key": a.client_key, "peer_cmd": a.peer_cmd, "peer_model": a.peer_model, "workers": a.workers,
+            "results_dir": a.results_dir}
 
 
 def _json_safe(obj: Any) -> Any:

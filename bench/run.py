@@ -75,6 +75,10 @@ class Bench:
         raise_fd_limit()
         self.emulator = start_emulator(C.WORDS, C.CHUNKS)
         self.procs["proxy"] = start_proxy("proxy", self.emulator.url, self.opts["proxy_env"])
+        if self.opts.get("workers", 1) > 1:  # WORKERS=N processes on one port (issue 4)
+            name = f"proxy-w{self.opts['workers']}"
+            self.procs[name] = start_proxy(name, self.emulator.url,
+                                           {**self.opts["proxy_env"], "WORKERS": str(self.opts["workers"])})
         if self.opts["features_env"]:
             self.procs["proxy+features"] = start_proxy(
                 "proxy-features", self.emulator.url, {**self.opts["proxy_env"], **self.opts["features_env"]})

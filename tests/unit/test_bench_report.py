@@ -80,6 +80,19 @@ def test_derive_leaves_floor_relative_figures_empty_for_direct_and_buffered_ttfb
     assert math.isnan(_row(rows, "proxy", "buffered", 1)["cpu_us_per_chunk"])
 
 
+def test_cpu_too_small_to_count_in_ticks_is_not_reported() -> None:
+    rows = report.derive([_run("proxy", "streamed", 1, 1.3, 690, 692, 302, 0.04, n=8)])
+    assert math.isnan(rows[0]["cpu_us_per_request"]) and math.isnan(rows[0]["cpu_us_per_chunk"])
+
+
+def test_paced_chunk_cpu_is_its_own_target() -> None:
+    paced = _run("proxy", "streamed", 64, 80, 700, 716, 309, 0.4, n=320, latency=report.PACED)
+    verdicts = {t["name"]: t for t in report.evaluate_targets(report.derive([*RUNS, paced]), MEMORY)}
+    assert verdicts["cpu_per_chunk_paced"]["measured"] == pytest.approx(62.5)
+    assert verdicts["cpu_per_chunk_paced"]["met"] is False
+    assert verdicts["cpu_per_chunk"]["met"] is True
+
+
 def test_targets_report_each_figure_and_verdict() -> None:
     verdicts = {t["name"]: t for t in report.evaluate_targets(report.derive(RUNS), MEMORY)}
     assert verdicts["added_p50_buffered_c1"]["met"] is True  # 0.50 ms <= 0.6
