@@ -17,6 +17,7 @@ from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import load_price_table
 from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
+from aiproxy.media_fetch import setup_media
 from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
 from aiproxy.modelmap import load_model_map
 from aiproxy.upstream import GeminiClient
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_upstream_session)
     install_billing(app, settings, meter)
+    setup_media(app, settings)
     _add_routes(app, settings)
     setup_access(app, settings)
     return app

@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     client_body_timeout: float = Field(30.0, gt=0)  # seconds to receive a whole request body
     keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
     max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
+    # --- media (issue 3) ---
+    max_media_bytes: int = Field(15 * 1024 * 1024, ge=1)  # decoded media per request, else 413
+    media_fetch_timeout: float = Field(10.0, gt=0)  # seconds to fetch one remote image_url
+    media_fetch_allow_private: bool = False  # tests only: allow loopback/private image URLs
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = True, **overrides: object) -> Settings:

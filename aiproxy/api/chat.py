@@ -19,6 +19,7 @@ from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, 
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
+from aiproxy.media_fetch import prepare_media
 from aiproxy.openai_types import ChatRequest, parse_chat_request
 from aiproxy.translate.request import build_gemini_request
 from aiproxy.translate.response import ChunkFolder, StreamTranslator
@@ -69,6 +70,7 @@ def reasoning_as_think_tags(request: web.Request) -> bool:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     req = parse_chat_request(await read_json(request))
+    await prepare_media(request, req)  # remote images inlined, media size limit (413)
     upstream_model = app[MODELS_KEY].resolve_chat(req.model)
     body = build_gemini_request(req, upstream_model)
     metering = Metering(

@@ -1,1 +1,3 @@
 """Pure translation between OpenAI's chat API and Gemini's generateContent (no I/O here)."""
+
+from aiproxy.translate import media  # noqa: E402,F401  registers image_url / input_audio / file parts
