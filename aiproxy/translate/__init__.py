@@ -1,3 +1,5 @@
 """Pure translation between OpenAI's chat API and Gemini's generateContent (no I/O here)."""
 
 from aiproxy.translate import media  # noqa: E402,F401  registers image_url / input_audio / file parts
+from aiproxy.translate import structured  # noqa: E402,F401  registers response_format
+from aiproxy.translate import logprobs  # noqa: E402,F401  registers logprobs / top_logprobs

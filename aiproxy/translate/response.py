@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from aiproxy.jsonutil import dumps_str
 from aiproxy.translate.finish import openai_finish_reason
+from aiproxy.translate.logprobs import attach_logprobs, fold_logprobs, folded_logprobs
 from aiproxy.translate.usage import openai_usage
 
 Chunk = dict[str, Any]
@@ -109,6 +110,8 @@ class StreamTranslator:
                 delta = self._delta(st, content.get("parts") or ())
                 if delta:
                     out.append(self._chunk(st, delta))
+            if "logprobsResult" in cand:
+                attach_logprobs(out, st.index, lambda st=st: self._chunk(st, {}), cand["logprobsResult"])
             reason = cand.get("finishReason")
             if reason:
                 st.native_finish = reason
@@ -217,6 +220,7 @@ class ChunkFolder:
                                                    "function": dict(call["function"])}
                 else:
                     prev["function"]["arguments"] += call["function"].get("arguments", "")
+            fold_logprobs(acc, choice)
             if choice["finish_reason"]:
                 acc["finish"] = choice["finish_reason"]
                 acc["native"] = choice.get("native_finish_reason")
@@ -233,7 +237,8 @@ class ChunkFolder:
                 message["content"] = ""
             if acc["reasoning"]:
                 message["reasoning_content"] = "".join(acc["reasoning"])
-            choice: dict[str, Any] = {"index": index, "message": message, "logprobs": None, "finish_reason": acc["finish"]}
+            choice: dict[str, Any] = {"index": index, "message": message, "logprobs": folded_logprobs(acc),
+                                      "finish_reason": acc["finish"]}
             if acc["native"]:
                 choice["native_finish_reason"] = acc["native"]
             choices.append(choice)
