@@ -9,6 +9,7 @@ from aiohttp import web
 
 from aiproxy.access.setup import setup_access
 from aiproxy.api.chat import chat_completions
+from aiproxy.api.embeddings import embeddings
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
 from aiproxy.api.usage import usage_handler
@@ -67,6 +68,8 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     routes = [
         ("POST", "/v1/chat/completions", chat_completions),
         ("POST", "/chat/completions", chat_completions),
+        ("POST", "/v1/embeddings", embeddings),
+        ("POST", "/embeddings", embeddings),
         ("GET", "/v1/models", list_models),
         ("GET", "/models", list_models),
         ("GET", "/v1/models/{model_id}", get_model),

@@ -1,0 +1,132 @@
+"""POST /v1/embeddings: OpenAI's embeddings API on Gemini's embedContent / batchEmbedContents.
+
+One input → embedContent, several → batchEmbedContents (in slices Gemini accepts). Gemini's
+embed responses carry no token counts, so usage comes from the embedding model's own
+`countTokens` (gemini-embedding-001 supports it; one extra small call) and only if that fails
+is it estimated as ceil(chars / 4), flagged `"estimated": true` in `usage` and as unreported in
+the ledger. The request is metered exactly once, like chat: the preflight checks (keys, limits,
+budgets, credits) run first, and the metering is handed to the middleware as soon as Gemini has
+done the work, so a client that hangs up during the count is still billed.
+"""
+
+from __future__ import annotations
+
+import struct
+from base64 import b64encode
+from typing import Any
+
+from aiohttp import web
+
+from aiproxy import jsonutil
+from aiproxy.api.chat import read_json
+from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, UPSTREAM_KEY
+from aiproxy.billing.meter import estimate_tokens
+from aiproxy.billing.record import Metering
+from aiproxy.errors import ProxyError, bad_request
+from aiproxy.upstream import GeminiClient
+
+BATCH_LIMIT = 100  # requests per batchEmbedContents call
+MAX_INPUTS = 2048  # OpenAI's own limit per request
+
+
+def parse_inputs(value: Any) -> list[str]:
+    """`input` as a list of non-empty strings; token arrays are refused (Gemini takes text)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise bad_request("Invalid value for 'input': expected a non-empty string or a list of strings.", param="input")
+    if len(items) > MAX_INPUTS:
+        raise bad_request(f"Invalid value for 'input': at most {MAX_INPUTS} inputs per request.", param="input")
+    for i, item in enumerate(items):
+        if isinstance(item, (int, list)):
+            raise bad_request("Invalid value for 'input': token arrays are not supported; send the text.",
+                              param="input", code="unsupported_value")
+        if not isinstance(item, str):
+            raise bad_request(f"Invalid value for 'input[{i}]': expected a string.", param="input")
+        if not item:
+            raise bad_request(f"Invalid value for 'input[{i}]': the text must not be empty.", param="input")
+    return items
+
+
+def parse_options(body: dict[str, Any]) -> tuple[int | None, str]:
+    dims = body.get("dimensions")
+    if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
+        raise bad_request("Invalid value for 'dimensions': expected a positive integer.", param="dimensions")
+    fmt = body.get("encoding_format") or "float"
+    if fmt not in ("float", "base64"):
+        raise bad_request("Invalid value for 'encoding_format': expected 'float' or 'base64'.", param="encoding_format")
+    return dims, fmt
+
+
+def encode_vector(values: list[float], fmt: str) -> list[float] | str:
+    """OpenAI's base64 form: the little-endian float32 bytes of the vector."""
+    if fmt == "float":
+        return values
+    return b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
+
+
+def _embed_request(model: str, text: str, dims: int | None) -> dict[str, Any]:
+    req: dict[str, Any] = {"model": f"models/{model}", "content": {"parts": [{"text": text}]}}
+    if dims is not None:
+        req["outputDimensionality"] = dims
+    return req
+
+
+async def embed_texts(upstream: GeminiClient, model: str, texts: list[str], dims: int | None) -> list[list[float]]:
+    if len(texts) == 1:
+        body = _embed_request(model, texts[0], dims)
+        del body["model"]
+        answer = await upstream.call_json("POST", f"models/{model}:embedContent", body)
+        return [answer["embedding"]["values"]]
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), BATCH_LIMIT):
+        requests = [_embed_request(model, t, dims) for t in texts[start:start + BATCH_LIMIT]]
+        answer = await upstream.call_json("POST", f"models/{model}:batchEmbedContents", {"requests": requests})
+        vectors.extend(e["values"] for e in answer["embeddings"])
+    return vectors
+
+
+async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[str]) -> int | None:
+    """Gemini's own count for the inputs, or None when countTokens is unavailable."""
+    try:
+        answer = await upstream.call_json(
+            "POST", f"models/{model}:countTokens", {"contents": [{"parts": [{"text": t}]} for t in texts]})
+        return int(answer["totalTokens"])
+    except (ProxyError, KeyError, TypeError, ValueError):
+        return None
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    app = request.app
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ProxyError(400, "The request body must be a JSON object.", code="invalid_json")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    texts = parse_inputs(body.get("input"))
+    dims, fmt = parse_options(body)
+    upstream_model = app[MODELS_KEY].resolve_embedding(model)
+    user = body.get("user") if isinstance(body.get("user"), str) and body.get("user") else "anonymous"
+    chars = sum(len(t) for t in texts)
+    m = Metering(request_id=request["request_id"], user=user, requested_model=model,
+                 upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
+    for check in app[PREFLIGHT_KEY]:
+        await check(request, m, 0)
+
+    upstream = app[UPSTREAM_KEY]
+    vectors = await embed_texts(upstream, upstream_model, texts, dims)
+    request["metering"] = m  # Gemini did the work: billed however the request ends from here
+    counted = await count_prompt_tokens(upstream, upstream_model, texts)
+    m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(chars)
+    m.reported = counted is not None
+    usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
+    if counted is None:
+        usage["estimated"] = True
+    await app[METER_KEY].finish(m)
+    answer = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)} for i, v in enumerate(vectors)],
+        "model": model,
+        "usage": usage,
+    }
+    return web.Response(body=jsonutil.dumps(answer), content_type="application/json")
