@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
     max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
 
+    # --- compatibility (issue 3) ---
+    # How Gemini's thoughts reach clients: `field` as reasoning_content (OpenAI-style clients),
+    # `think-tags` as <think>…</think> at the start of content (Lotti shows only content).
+    # A request may choose per call with the X-Reasoning-Format header.
+    reasoning_format: Literal["field", "think-tags"] = "field"
+
 
 def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = True, **overrides: object) -> Settings:
     """Build validated settings; raise ConfigError with one operator-facing line on any problem.

@@ -70,6 +70,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     req = parse_chat_request(await read_json(request))
     upstream_model = app[MODELS_KEY].resolve_chat(req.model)
+    req._think_tags = reasoning_as_think_tags(request)
     body = build_gemini_request(req, upstream_model)
     metering = Metering(
         request_id=request["request_id"], user=req.billing_user, requested_model=req.model,
@@ -84,7 +85,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     request["metering"] = metering
     translator = StreamTranslator(
         completion_id="chatcmpl-" + os.urandom(12).hex(), created=int(time.time()), model=req.model,
-        include_usage=req.include_usage, think_tags=reasoning_as_think_tags(request),
+        include_usage=req.include_usage, think_tags=req._think_tags,
+        max_tool_calls=1 if req.parallel_tool_calls is False else None,
     )
     try:
         if req.stream:
