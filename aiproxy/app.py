@@ -16,6 +16,7 @@ from aiproxy.billing.pricing import load_price_table
 from aiproxy.config import Settings
 from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
 from aiproxy.modelmap import load_model_map
+from aiproxy.ops import setup_ops
 from aiproxy.upstream import GeminiClient
 
 log = logging.getLogger("aiproxy")
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_upstream_session)
     _add_routes(app, settings)
+    setup_ops(app, settings)
     return app
 
 

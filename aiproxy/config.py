@@ -71,6 +71,30 @@ class Settings(BaseSettings):
     def gemini_key(self) -> str:
         return self.gemini_api_key.get_secret_value() if self.gemini_api_key else ""
 
+    # --- reliability & operations (issue 7) ---
+    # Retries before the first byte reaches the client: attempts per model beyond the first,
+    # full-jitter exponential backoff (base, cap) and the deadline after which no retry starts.
+    upstream_retries: int = Field(2, ge=0, le=10)
+    upstream_retry_base_delay: float = Field(0.5, ge=0)
+    upstream_retry_max_delay: float = Field(8.0, ge=0)
+    upstream_retry_deadline: float = Field(30.0, ge=0)
+    # Fallback chains on 429/503/first-byte timeout: "gemini-2.5-pro=gemini-3.5-flash,gemini-2.5-flash;..."
+    # (a [fallbacks] table in MODELS_FILE works too; this setting wins per model).
+    model_fallbacks: str = ""
+    # Seconds in-flight requests may take to finish after SIGTERM/SIGINT before they are cut.
+    drain_timeout: float = Field(30.0, ge=0)
+    # Processes serving one port (SO_REUSEPORT); 1 = this process serves.
+    workers: int = Field(1, ge=1, le=256)
+    reuse_port: bool = False  # set by the workers supervisor for its children
+
+    @field_validator("model_fallbacks")
+    @classmethod
+    def _check_fallbacks(cls, value: str) -> str:
+        from aiproxy.retry import parse_fallbacks
+
+        parse_fallbacks(value)
+        return value
+
 
 def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = True, **overrides: object) -> Settings:
     """Build validated settings; raise ConfigError with one operator-facing line on any problem.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 
 from aiohttp import web
 
 from aiproxy.app import create_app
 from aiproxy.config import Settings
+from aiproxy.lifecycle import serve_until_signalled
 
 log = logging.getLogger("aiproxy")
 
@@ -22,12 +24,15 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def _serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
+                 drain_timeout: float = 30.0) -> web.AppRunner:
     # handler_cancellation: a client that leaves cancels its handler at once, so the upstream
     # request is dropped and Gemini stops generating tokens nobody will read.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"))
+    # shutdown_timeout: how long aiohttp's graceful shutdown lets running handlers finish.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"),
+                           shutdown_timeout=drain_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=False)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port)
     await site.start()
     return runner
 
@@ -41,13 +46,12 @@ def bound_port(runner: web.AppRunner) -> int:
 
 
 async def _run(settings: Settings) -> None:
-    runner = await _serve(create_app(settings), settings.host, settings.port)
-    log.info("aiproxy listening on http://%s:%d (upstream %s)", settings.host, bound_port(runner),
-             settings.gemini_base_url)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    app = create_app(settings)
+    runner = await _serve(app, settings.host, settings.port, reuse_port=settings.reuse_port,
+                          drain_timeout=settings.drain_timeout)
+    url = f"http://{settings.host}:{bound_port(runner)}"
+    log.info("aiproxy listening on %s (upstream %s, pid %d)", url, settings.gemini_base_url, os.getpid())
+    await serve_until_signalled(app, runner, settings.drain_timeout, f"serving on {url}")
 
 
 async def _run_demo(settings: Settings) -> None:
@@ -70,6 +74,10 @@ async def _run_demo(settings: Settings) -> None:
 
 
 def serve(settings: Settings, demo: bool = False) -> None:
+    if settings.workers > 1 and not demo:
+        from aiproxy.workers import supervise
+
+        raise SystemExit(supervise(settings))
     _use_uvloop()
     try:
         asyncio.run(_run_demo(settings) if demo else _run(settings))
