@@ -23,7 +23,9 @@ def _serve(argv: list[str], demo: bool) -> int:
     setup_logging(settings.log_level, settings.log_format)
     from aiproxy.server import serve
 
-    serve(settings, demo=demo)
+    # DEMO=true in the environment means the same as the `demo` command; without this it would
+    # skip the key check and then call Google with no key.
+    serve(settings, demo=demo or settings.demo)
     return 0
 
 

@@ -37,7 +37,7 @@ def make_settings(upstream: str, **overrides: Any) -> Settings:
 
 async def start_proxy(settings: Settings) -> TestServer:
     server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server(handler_cancellation=True)
+    await server.start_server()  # TestServer always sets handler_cancellation=True, like serve()
     return server
 
 
@@ -86,3 +86,13 @@ def billing_lines(caplog: pytest.LogCaptureFixture) -> Any:
 async def recorded_requests(http: aiohttp.ClientSession, emulator: TestServer) -> list[dict[str, Any]]:
     async with http.get(emulator.make_url("/_emulator/requests")) as resp:
         return await resp.json()
+
+
+@pytest.fixture
+async def openai_client(proxy_url: str) -> AsyncIterator[Any]:
+    """The official SDK pointed at the proxy; retries off so every status is seen as sent."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=f"{proxy_url}/v1", api_key="any-key-works", max_retries=0, timeout=30)
+    yield client
+    await client.close()

@@ -1,0 +1,203 @@
+"""Gemini's errors -> what the client sees, and the raw-REST client against canned answers.
+
+The client is driven against a tiny canned-answer server on loopback rather than aioresponses:
+aioresponses 0.7.9 cannot build responses for aiohttp 3.14 (ClientResponse gained a required
+`stream_writer` argument), and a real socket also exercises the SSE line reader for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from aiproxy import jsonutil
+from aiproxy.errors import ProxyError
+from aiproxy.upstream import GeminiClient, UpstreamStreamError, map_upstream_error
+
+KEY = "AIzaSy-secret-key-123"
+BASE = "http://gemini.test"
+
+
+def google_error(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        err["details"] = details
+    return {"error": err}
+
+
+MAPPING = [
+    pytest.param(400, google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload"), 400, "invalid_request_error",
+                 "invalid_argument", id="400-stays-400"),
+    pytest.param(404, google_error(404, "NOT_FOUND", "models/gemini-9 is not found"), 404, "invalid_request_error",
+                 "model_not_found", id="404-model-not-found"),
+    pytest.param(429, google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), 429, "rate_limit_error",
+                 "rate_limit_exceeded", id="429"),
+    pytest.param(500, google_error(500, "INTERNAL", "boom"), 502, "api_error", "upstream_error", id="500-becomes-502"),
+    pytest.param(503, google_error(503, "UNAVAILABLE", "overloaded"), 503, "api_error", "upstream_unavailable", id="503"),
+    pytest.param(504, google_error(504, "DEADLINE_EXCEEDED", "slow"), 504, "api_error", "upstream_timeout", id="504"),
+    pytest.param(502, {}, 502, "api_error", "upstream_error", id="502-without-body"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "out_status", "out_type", "code"), MAPPING)
+def test_status_mapping(status: int, body: dict[str, Any], out_status: int, out_type: str, code: str) -> None:
+    err = map_upstream_error(status, body, {}, KEY)
+    assert (err.status, err.type, err.code) == (out_status, out_type, code)
+    if body:
+        assert body["error"]["message"] in err.message
+
+
+def test_404_names_the_model_param() -> None:
+    assert map_upstream_error(404, google_error(404, "NOT_FOUND", "no"), {}).param == "model"
+
+
+@pytest.mark.parametrize(("headers", "details", "expected"), [
+    pytest.param({"Retry-After": "17"}, None, "17", id="header"),
+    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "31s"}], "31", id="retry-info"),
+    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.2s"}], "1", id="at-least-1"),
+    pytest.param({"Retry-After": "5"}, [{"retryDelay": "31s"}], "5", id="header-wins"),
+    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.QuotaFailure"}], None, id="unknown"),
+])
+def test_429_retry_after(headers: dict[str, str], details: Any, expected: str | None) -> None:
+    err = map_upstream_error(429, google_error(429, "RESOURCE_EXHAUSTED", "slow down", details), headers)
+    assert err.headers.get("Retry-After") == expected
+    assert err.response().headers.get("Retry-After") == expected
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    pytest.param(401, google_error(401, "UNAUTHENTICATED", f"bad key {KEY}"), id="401"),
+    pytest.param(403, google_error(403, "PERMISSION_DENIED", f"Method doesn't allow key {KEY}"), id="403"),
+    pytest.param(400, google_error(400, "INVALID_ARGUMENT", f"API key not valid. Please pass a valid API key. {KEY}"),
+                 id="400-invalid-key"),
+])
+def test_bad_server_key_is_502_that_does_not_blame_the_client(status: int, body: dict[str, Any]) -> None:
+    err = map_upstream_error(status, body, {}, KEY)
+    assert (err.status, err.type, err.code) == (502, "api_error", "upstream_auth_error")
+    assert "not a problem with your request" in err.message or "operator" in err.message
+    assert KEY not in jsonutil.dumps_str(err.body())
+
+
+def test_key_in_an_upstream_message_is_redacted() -> None:
+    err = map_upstream_error(400, google_error(400, "INVALID_ARGUMENT", f"bad request for key={KEY}"), {}, KEY)
+    assert KEY not in err.message and "[redacted]" in err.message
+
+
+def sse(*chunks: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + jsonutil.dumps(c) + b"\r\n\r\n" for c in chunks)
+
+
+class Canned:
+    """One canned answer per path; records what each request carried."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Any] = {}  # path -> web.Response or an async handler
+        self.seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((str(request.rel_url), dict(request.headers), await request.read()))
+        answer = self.answers.pop(request.path)
+        return await answer(request) if callable(answer) else answer
+
+
+@pytest.fixture
+async def canned() -> Any:
+    c = Canned()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", c.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    client = GeminiClient(str(server.make_url("")), KEY, first_byte_timeout=5)
+    await client.start()
+    yield c, client
+    await client.close()
+    await server.close()
+
+
+STREAM_PATH = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
+
+
+def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=jsonutil.dumps(body), content_type="application/json", headers=headers)
+
+
+async def test_stream_yields_dicts_and_sends_the_key_only_as_header(canned: Any) -> None:
+    server, client = canned
+    chunks = [{"candidates": [{"content": {"parts": [{"text": "a"}]}}]},
+              {"candidates": [{"content": {"parts": [{"text": "b"}]}, "finishReason": "STOP"}]}]
+    server.answers[STREAM_PATH] = web.Response(body=b": keepalive\n\n" + sse(*chunks), content_type="text/event-stream")
+    stream = await client.stream_generate("gemini-2.5-pro", b'{"contents":[]}')
+    got = [c async for c in stream]
+    stream.release()
+    assert got == chunks
+    (url, headers, body), = server.seen
+    assert url == STREAM_PATH + "?alt=sse" and KEY not in url
+    assert headers["x-goog-api-key"] == KEY
+    assert body == b'{"contents":[]}'
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    pytest.param(b"data: {not json\n\n", 502, id="malformed"),
+    pytest.param(sse({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}), 503, id="error-event-503"),
+    pytest.param(sse({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}), 502, id="error-event-500"),
+])
+async def test_broken_streams_raise_upstream_stream_error(canned: Any, body: bytes, status: int) -> None:
+    server, client = canned
+    server.answers[STREAM_PATH] = web.Response(body=body, content_type="text/event-stream")
+    stream = await client.stream_generate("gemini-2.5-pro", b"{}")
+    with pytest.raises(UpstreamStreamError) as info:
+        [c async for c in stream]
+    stream.release()
+    assert info.value.status == status
+
+
+async def test_http_error_before_the_stream_is_mapped(canned: Any) -> None:
+    server, client = canned
+    server.answers[STREAM_PATH] = error_response(429, google_error(429, "RESOURCE_EXHAUSTED", "quota"), {"Retry-After": "9"})
+    with pytest.raises(ProxyError) as info:
+        await client.stream_generate("gemini-2.5-pro", b"{}")
+    assert (info.value.status, info.value.headers) == (429, {"Retry-After": "9"})
+
+
+async def test_unreachable_upstream_is_502() -> None:
+    from aiproxy.server import free_port
+
+    client = GeminiClient(f"http://127.0.0.1:{free_port()}", KEY)
+    await client.start()
+    try:
+        with pytest.raises(ProxyError) as info:
+            await client.stream_generate("gemini-2.5-pro", b"{}")
+        assert (info.value.status, info.value.code) == (502, "upstream_unreachable")
+    finally:
+        await client.close()
+
+
+async def test_no_status_line_before_the_first_byte_timeout_is_504(canned: Any) -> None:
+    server, client = canned
+    client._first_byte_timeout = 0.05
+    gate = asyncio.Event()
+
+    async def never(request: web.Request) -> web.Response:
+        await gate.wait()  # no status line until the test is over
+        return web.Response()
+
+    server.answers[STREAM_PATH] = never
+    try:
+        with pytest.raises(ProxyError) as info:
+            await client.stream_generate("gemini-2.5-pro", b"{}")
+        assert (info.value.status, info.value.code) == (504, "upstream_timeout")
+    finally:
+        gate.set()
+
+
+async def test_call_json_parses_and_maps_errors(canned: Any) -> None:
+    server, client = canned
+    server.answers["/v1beta/models"] = web.json_response({"models": [{"name": "models/gemini-2.5-pro"}]})
+    server.answers["/v1beta/models/nope"] = error_response(404, google_error(404, "NOT_FOUND", "nope"))
+    assert await client.call_json("GET", "models") == {"models": [{"name": "models/gemini-2.5-pro"}]}
+    with pytest.raises(ProxyError) as info:
+        await client.call_json("GET", "models/nope")
+    assert info.value.code == "model_not_found"

@@ -1,0 +1,48 @@
+"""Gemini usageMetadata -> OpenAI usage: the counts a user is billed for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aiproxy.translate.usage import openai_usage, token_counts
+
+CASES = [
+    pytest.param({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
+                 (10, 5, 15, 0, 0, 0), id="plain"),
+    pytest.param({"promptTokenCount": 10, "candidatesTokenCount": 5, "thoughtsTokenCount": 20, "totalTokenCount": 35},
+                 (10, 25, 35, 20, 0, 0), id="thoughts-are-completion"),
+    pytest.param({"promptTokenCount": 10, "toolUsePromptTokenCount": 4, "candidatesTokenCount": 1, "totalTokenCount": 15},
+                 (14, 1, 15, 0, 0, 0), id="tool-use-prompt-is-prompt"),
+    pytest.param({"promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 1, "totalTokenCount": 101},
+                 (100, 1, 101, 0, 60, 0), id="cached"),
+    pytest.param({"promptTokenCount": 30, "candidatesTokenCount": 2, "totalTokenCount": 32,
+                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}, {"modality": "AUDIO", "tokenCount": 25}]},
+                 (30, 2, 32, 0, 0, 25), id="audio-prompt-tokens"),
+    pytest.param({"promptTokenCount": 7}, (7, 0, 7, 0, 0, 0), id="blocked-prompt-no-candidates-no-total"),
+    pytest.param({}, (0, 0, 0, 0, 0, 0), id="empty"),
+]
+
+
+@pytest.mark.parametrize(("meta", "expected"), CASES)
+def test_openai_usage(meta: dict[str, Any], expected: tuple[int, ...]) -> None:
+    prompt, completion, total, reasoning, cached, audio = expected
+    assert token_counts(meta) == (prompt, completion, total, reasoning, cached)
+    assert openai_usage(meta) == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": audio},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def test_usage_metadata_validates_as_google_genai_type() -> None:
+    """The field names read here are the ones google-genai defines."""
+    from google.genai import types
+
+    meta = {"promptTokenCount": 1, "candidatesTokenCount": 2, "thoughtsTokenCount": 3, "toolUsePromptTokenCount": 4,
+            "cachedContentTokenCount": 0, "totalTokenCount": 10}
+    parsed = types.GenerateContentResponseUsageMetadata.model_validate(meta)
+    assert parsed.model_dump(by_alias=True, exclude_none=True) == meta
