@@ -74,9 +74,10 @@ class Settings(BaseSettings):
     # --- reliability & operations (issue 7) ---
     # Retries before the first byte reaches the client: attempts per model beyond the first,
     # full-jitter exponential backoff (base, cap) and the deadline after which no retry starts.
+    # A Retry-After longer than the cap is not waited out: the 429 goes to the client at once.
     upstream_retries: int = Field(2, ge=0, le=10)
     upstream_retry_base_delay: float = Field(0.5, ge=0)
-    upstream_retry_max_delay: float = Field(8.0, ge=0)
+    upstream_retry_max_delay: float = Field(5.0, ge=0)
     upstream_retry_deadline: float = Field(30.0, ge=0)
     # Fallback chains on 429/503/first-byte timeout: "gemini-2.5-pro=gemini-3.5-flash,gemini-2.5-flash;..."
     # (a [fallbacks] table in MODELS_FILE works too; this setting wins per model).

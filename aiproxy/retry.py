@@ -35,15 +35,20 @@ class RetryPolicy:
 
     retries: int = 2
     base_delay: float = 0.5
-    max_delay: float = 8.0
+    max_delay: float = 5.0
     deadline: float = 30.0
 
-    def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number `attempt` (0-based).
+    def delay(self, attempt: int, retry_after: float | None,
+              rand: Callable[[], float] = random.random) -> float | None:
+        """Seconds to wait before retry number `attempt` (0-based), or None: do not retry.
 
         Full jitter (a uniform draw up to the capped exponential) spreads the retries of many
-        clients hit by the same overload; Gemini's own Retry-After/RetryInfo is a floor.
+        clients hit by the same overload. Gemini's own Retry-After/RetryInfo is a floor; when it
+        asks for longer than `max_delay` (quota windows are often a minute) waiting here would
+        only hold the client, so the caller falls back or passes the 429 and its Retry-After on.
         """
+        if retry_after is not None and retry_after > self.max_delay:
+            return None
         backoff = min(self.max_delay, self.base_delay * (2 ** attempt)) * rand()
         return max(backoff, retry_after) if retry_after is not None else backoff
 

@@ -122,9 +122,9 @@ class GeminiClient:
     ) -> None:
         self.base = f"{base_url.rstrip('/')}/{API_VERSION}"
         self._key = api_key
+        self._connect_timeout = connect_timeout
+        self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout,
-                                              sock_read=first_byte_timeout)
         self._session: aiohttp.ClientSession | None = None
         # Set by setup_reliability from the settings; the defaults make one attempt only.
         self.retry_policy = RetryPolicy(retries=0)
@@ -136,7 +136,6 @@ class GeminiClient:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._timeout,
                 headers={"x-goog-api-key": self._key, "Content-Type": "application/json"},
                 json_serialize=jsonutil.dumps_str,
                 auto_decompress=True,
@@ -163,7 +162,9 @@ class GeminiClient:
         """One request up to Gemini's status line; failures become `_AttemptFailed`."""
         started = time.monotonic()
         try:
-            resp = await self.session.request(method, url, data=body, headers=headers)
+            timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout,
+                                            sock_connect=self._connect_timeout, sock_read=self._first_byte_timeout)
+            resp = await self.session.request(method, url, data=body, headers=headers, timeout=timeout)
         except TimeoutError:  # aiohttp's connect and first-byte (sock_read) timeouts
             err = ProxyError(504, "Gemini did not answer in time.", type="api_error", code="upstream_timeout")
             raise _AttemptFailed(err, "timeout", retryable=False, fallback=True) from None
@@ -176,6 +177,7 @@ class GeminiClient:
             conn = resp.connection
             if conn is not None and conn.protocol is not None:
                 conn.protocol.read_timeout = self._idle_timeout  # from now on: the idle gap
+                conn.protocol.start_timeout()  # re-arm now, or a stall right after the headers waits the old timer
             return resp
         try:
             raw = await resp.read()
@@ -214,7 +216,7 @@ class GeminiClient:
                 if not failure.retryable or attempt >= policy.retries:
                     break
                 wait = policy.delay(attempt, failure.retry_after)
-                if time.monotonic() + wait > deadline:
+                if wait is None or time.monotonic() + wait > deadline:
                     break
                 self.events.retry(model, failure.reason)
                 await asyncio.sleep(wait)
