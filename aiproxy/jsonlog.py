@@ -18,8 +18,30 @@ from aiproxy import jsonutil
 from aiproxy.metrics import current_request
 
 ACCESS_LOGGER = "aiproxy.access"
-# Attributes a call site may attach with `extra=` that belong in the JSON object.
 _EXTRA_FIELDS = ("method", "path", "route", "status", "latency_ms")
+
+
+class RequestContextFilter(logging.Filter):
+    """Copies the current request's id, user and model onto each record when it is emitted.
+
+    Runs in the emitting task (formatting may happen later, e.g. in a queue handler or a test's
+    capture), so the context variable is read while it still names the right request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = current_request.get()
+        if request is not None and not hasattr(record, "request_id"):
+            record.request_id = request.get("request_id")
+            metering = request.get("metering")
+            if metering is not None:
+                record.user = metering.user
+                record.model = metering.requested_model
+                record.upstream_model = metering.upstream_model
+        return True
+
+
+# Attributes set by the filter or by a call site's `extra=` that belong in the JSON object.
+_FIELDS = ("request_id", "user", "model", "upstream_model") + _EXTRA_FIELDS
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,15 +52,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request = current_request.get()
-        if request is not None:
-            out["request_id"] = request.get("request_id")
-            metering = request.get("metering")
-            if metering is not None:
-                out["user"] = metering.user
-                out["model"] = metering.requested_model
-                out["upstream_model"] = metering.upstream_model
-        for name in _EXTRA_FIELDS:
+        for name in _FIELDS:
             value = record.__dict__.get(name)
             if value is not None:
                 out[name] = value

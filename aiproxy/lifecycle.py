@@ -70,13 +70,6 @@ def setup_lifecycle(app: web.Application) -> None:
     app.router.add_get("/health/ready", readiness)
 
 
-async def _watchdog(interval: float) -> None:
-    """WATCHDOG=1 from the event loop itself: a wedged loop stops the pings and systemd restarts us."""
-    while True:
-        sdnotify.notify("WATCHDOG=1")
-        await asyncio.sleep(interval)
-
-
 async def serve_until_signalled(app: web.Application, runner: web.AppRunner, drain_timeout: float,
                                 ready_status: str) -> None:
     """Announce readiness, wait for SIGTERM/SIGINT, then drain and clean up (see module doc).
@@ -99,7 +92,7 @@ async def serve_until_signalled(app: web.Application, runner: web.AppRunner, dra
         loop.add_signal_handler(sig, on_signal, sig)
     sdnotify.notify(f"READY=1\nSTATUS={ready_status}\nMAINPID={os.getpid()}")
     interval = sdnotify.watchdog_interval()
-    watchdog = asyncio.create_task(_watchdog(interval), name="sd-watchdog") if interval else None
+    watchdog = asyncio.create_task(sdnotify.watchdog_loop(interval), name="sd-watchdog") if interval else None
     try:
         await stop.wait()
         sdnotify.notify("STOPPING=1\nSTATUS=draining")

@@ -9,6 +9,7 @@ variable is unset and every call is a cheap no-op.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from typing import Mapping
@@ -50,3 +51,10 @@ def watchdog_interval(env: Mapping[str, str] | None = None, pid: int | None = No
         return max(0.001, int(usec) / 2_000_000)
     except ValueError:
         return None
+
+
+async def watchdog_loop(interval: float) -> None:
+    """WATCHDOG=1 from the event loop itself: a wedged loop stops the pings and systemd restarts us."""
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval)

@@ -9,7 +9,6 @@ import socket
 
 from aiohttp import web
 
-from aiproxy.app import create_app
 from aiproxy.config import Settings
 from aiproxy.lifecycle import serve_until_signalled
 
@@ -46,6 +45,10 @@ def bound_port(runner: web.AppRunner) -> int:
 
 
 async def _run(settings: Settings) -> None:
+    # Imported here: a WORKERS>1 supervisor never builds an app (nor creates metrics before
+    # PROMETHEUS_MULTIPROC_DIR exists); only its workers do.
+    from aiproxy.app import create_app
+
     app = create_app(settings)
     runner = await _serve(app, settings.host, settings.port, reuse_port=settings.reuse_port,
                           drain_timeout=settings.drain_timeout)
