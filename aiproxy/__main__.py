@@ -13,7 +13,12 @@ def _serve(argv: list[str], demo: bool) -> int:
     parser = argparse.ArgumentParser(prog="aiproxy" + (" demo" if demo else ""))
     parser.add_argument("--host", help="listen address (default HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default PORT or 8002)")
+    parser.add_argument("--reload", action="store_true", help="restart on source changes (make run-dev)")
     args = parser.parse_args(argv)
+    if args.reload:
+        from aiproxy.reload import run_with_reload
+
+        return run_with_reload(["demo" if demo else "serve", *(a for a in argv if a != "--reload")])
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
         settings = load_settings(require_key=not demo, **overrides)
@@ -25,7 +30,11 @@ def _serve(argv: list[str], demo: bool) -> int:
 
     # DEMO=true in the environment means the same as the `demo` command; without this it would
     # skip the key check and then call Google with no key.
-    serve(settings, demo=demo or settings.demo)
+    try:
+        serve(settings, demo=demo or settings.demo)
+    except OSError as exc:  # the port is taken or the address is not ours: one line, no traceback
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -37,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(rest, demo=False)
     if command == "demo":
         return _serve(rest, demo=True)
-    print(f"error: unknown command {command!r} (expected serve, demo)", file=sys.stderr)
+    if command == "usage":
+        from aiproxy.cli_usage import main as usage_main
+
+        return usage_main(rest)
+    if command == "keys":
+        from aiproxy.access.cli import main as keys_main
+
+        return keys_main(rest)
+    print(f"error: unknown command {command!r} (expected serve, demo, usage, keys)", file=sys.stderr)
     return 2
 
 

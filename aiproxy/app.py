@@ -7,12 +7,15 @@ import logging
 import aiohttp_cors
 from aiohttp import web
 
+from aiproxy.access.setup import setup_access
 from aiproxy.api.chat import chat_completions
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
+from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, STATE_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import load_price_table
+from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
 from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
 from aiproxy.modelmap import load_model_map
@@ -21,14 +24,11 @@ from aiproxy.upstream import GeminiClient
 
 log = logging.getLogger("aiproxy")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
 def create_app(settings: Settings) -> web.Application:
     meter = Meter(load_price_table(settings.pricing_file))
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, metering_middleware(meter)],
-        client_max_size=MAX_BODY_BYTES,
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
     app[MODELS_KEY] = load_model_map(settings.models_file)
@@ -44,7 +44,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_upstream_session)
+    install_billing(app, settings, meter)
     _add_routes(app, settings)
+    setup_access(app, settings)
     setup_ops(app, settings)
     return app
 
@@ -58,7 +60,7 @@ async def _upstream_session(app: web.Application):  # type: ignore[no-untyped-de
 
 def _add_routes(app: web.Application, settings: Settings) -> None:
     cors = aiohttp_cors.setup(app, defaults={
-        origin: aiohttp_cors.ResourceOptions(allow_credentials=False, expose_headers=("X-Request-ID",),
+        origin: aiohttp_cors.ResourceOptions(allow_credentials=settings.cors_allow_credentials, expose_headers=("X-Request-ID",),
                                              allow_headers="*", allow_methods=["GET", "POST", "OPTIONS"])
         for origin in settings.cors_origins
     })
@@ -70,6 +72,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
         ("GET", "/v1/models/{model_id}", get_model),
         ("GET", "/models/{model_id}", get_model),
         ("GET", "/health", health),
+        ("GET", "/v1/usage", usage_handler),
     ]
     for method, path, handler in routes:
         cors.add(app.router.add_route(method, path, handler))

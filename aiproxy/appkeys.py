@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from aiproxy.billing.credits import CreditGate
+    from aiproxy.billing.ledger import Ledger
     from aiproxy.billing.meter import Meter
     from aiproxy.billing.record import Metering
     from aiproxy.config import Settings
@@ -23,3 +25,5 @@ MODELS_KEY: web.AppKey["ModelMap"] = web.AppKey("models")
 METER_KEY: web.AppKey["Meter"] = web.AppKey("meter")
 PREFLIGHT_KEY: web.AppKey[list[Preflight]] = web.AppKey("preflight")
 STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("state")  # small mutable app state (caches)
+LEDGER_KEY: web.AppKey["Ledger"] = web.AppKey("ledger")  # usage rows and the charge outbox
+CREDITS_KEY: web.AppKey["CreditGate | None"] = web.AppKey("credits")  # None: billing off

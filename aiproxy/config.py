@@ -56,6 +56,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("models_file", "pricing_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `MODELS_FILE=` in .env or compose means "not set", not "the current directory".
+        return None if value == "" else value
+
     @field_validator("models_file", "pricing_file")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
@@ -70,6 +76,76 @@ class Settings(BaseSettings):
     @property
     def gemini_key(self) -> str:
         return self.gemini_api_key.get_secret_value() if self.gemini_api_key else ""
+
+    # --- ledger & credits (issue 5) ---
+    # Where usage rows go: sqlite:///relative/or////absolute/path (embedded, WAL), or
+    # postgresql://user@host/db[?schema=name] so several instances share one ledger.
+    usage_db_url: str = "sqlite:///./data/usage.db"
+    # Bearer token for GET /v1/usage until per-client keys exist; unset = reports disabled (403).
+    admin_token: SecretStr | None = None
+    # Lotti's credits service; billing is on only when both are set.
+    credits_service_url: str | None = None
+    credits_service_api_key: SecretStr | None = None
+    # When the credits service cannot be reached for the pre-flight balance check: "open" lets
+    # the request through (the charge still waits in the outbox), "closed" answers 503.
+    credits_fail_policy: Literal["open", "closed"] = "open"
+    credits_balance_ttl: float = Field(5.0, ge=0)  # seconds a fetched balance is trusted
+    credits_timeout: float = Field(5.0, gt=0)  # per call to the credits service
+    # Output tokens assumed by the pre-flight worst case when the client sent no max_tokens.
+    credits_preflight_max_tokens: int = Field(8192, ge=0)
+    credits_retry_max_delay: float = Field(300.0, gt=0)  # backoff cap for outbox retries
+
+    @field_validator("credits_service_url")
+    @classmethod
+    def _check_credits_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("usage_db_url")
+    @classmethod
+    def _check_usage_db_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+            raise ValueError("must start with sqlite://, postgresql:// or memory://")
+        return value
+
+    @property
+    def credits_enabled(self) -> bool:
+        key = self.credits_service_api_key.get_secret_value() if self.credits_service_api_key else ""
+        return bool(self.credits_service_url and key)
+
+    @property
+    def admin_secret(self) -> str:
+        return self.admin_token.get_secret_value() if self.admin_token else ""
+
+    # --- access control, limits, budgets, hardening (issue 6) ---
+    # With no client keys in the store the proxy is open; binding a non-loopback HOST then needs
+    # this explicit opt-in.
+    allow_open_proxy: bool = False
+    # Seconds a snapshot of the key table is trusted: a revoked key stops working within this time.
+    key_cache_ttl: float = Field(5.0, ge=0)
+    # Shared rate-limit counters across instances (redis://host:port/db); unset = in memory.
+    redis_url: str | None = None
+    redis_key_prefix: str = "aiproxy:"
+    # Redis unreachable: "open" lets requests through (warning logged), "closed" answers 503.
+    rate_limit_redis_failure: Literal["open", "closed"] = "open"
+    # Output tokens assumed by the tokens-per-minute estimate when the client sent no max_tokens.
+    rate_limit_default_output_tokens: int = Field(1024, ge=0)
+    # A stream slot held in Redis expires after this many seconds even if its instance died.
+    stream_lease_seconds: float = Field(900.0, gt=0)
+    budget_cache_ttl: float = Field(5.0, ge=0)  # seconds a user's spend from the ledger is trusted
+    budget_alert_webhook: str | None = None  # POST target for 80% / 100% budget alerts
+    cors_allow_credentials: bool = False
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(2048, ge=1)
+    max_json_depth: int = Field(64, ge=4)
+    max_header_bytes: int = Field(8190, ge=1024)  # one header line / field
+    max_headers: int = Field(100, ge=8)
+    client_body_timeout: float = Field(30.0, gt=0)  # seconds to receive a whole request body
+    keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
+    max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
 
     # --- reliability & operations (issue 7) ---
     # Retries before the first byte reaches the client: attempts per model beyond the first,

@@ -6,13 +6,18 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 
 from aiohttp import web
+from pydantic import SecretStr
 
-from aiproxy.config import Settings
+from aiproxy.access.hardening import server_limits
+from aiproxy.appkeys import SETTINGS_KEY
+from aiproxy.config import ConfigError, Settings
 from aiproxy.lifecycle import serve_until_signalled
 
 log = logging.getLogger("aiproxy")
+DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy
 
 
 def _use_uvloop() -> None:
@@ -29,10 +34,18 @@ async def _serve(app: web.Application, host: str, port: int, *, reuse_port: bool
     # request is dropped and Gemini stops generating tokens nobody will read.
     # shutdown_timeout: how long aiohttp's graceful shutdown lets running handlers finish.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"),
-                           shutdown_timeout=drain_timeout)
-    await runner.setup()
+                           shutdown_timeout=drain_timeout, **server_limits(app[SETTINGS_KEY]))
+    try:
+        await runner.setup()
+    except ConfigError:  # a startup check refused (e.g. open proxy on a public address)
+        await runner.cleanup()  # closes what the startups before it opened
+        raise
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # closes the upstream session opened by the app's startup
+        raise
     return runner
 
 
@@ -60,15 +73,13 @@ async def _run(settings: Settings) -> None:
 async def _run_demo(settings: Settings) -> None:
     from aiproxy.emulator import EmulatorConfig, create_emulator_app
 
-    emu = web.AppRunner(create_emulator_app(EmulatorConfig(api_key="demo-key")))
+    emu = web.AppRunner(create_emulator_app(EmulatorConfig(api_key=DEMO_KEY)))
     await emu.setup()
     emu_site = web.TCPSite(emu, "127.0.0.1", 0)
     await emu_site.start()
     emu_url = f"http://127.0.0.1:{bound_port(emu)}"
-    settings = settings.model_copy(update={"gemini_base_url": emu_url, "gemini_api_key": None, "demo": True})
-    from pydantic import SecretStr
-
-    settings = settings.model_copy(update={"gemini_api_key": SecretStr("demo-key")})
+    settings = settings.model_copy(
+        update={"gemini_base_url": emu_url, "gemini_api_key": SecretStr(DEMO_KEY), "demo": True})
     log.info("demo mode: Gemini emulator at %s (no key, no network)", emu_url)
     try:
         await _run(settings)
@@ -86,6 +97,9 @@ def serve(settings: Settings, demo: bool = False) -> None:
         asyncio.run(_run_demo(settings) if demo else _run(settings))
     except KeyboardInterrupt:
         pass
+    except ConfigError as exc:  # e.g. refusing to serve an open proxy on a public address
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def free_port() -> int:

@@ -31,7 +31,8 @@ def emulator_url(server: TestServer) -> str:
 
 
 def make_settings(upstream: str, **overrides: Any) -> Settings:
-    env = {"GEMINI_API_KEY": EMULATOR_KEY, "GEMINI_BASE_URL": upstream}
+    # A private in-memory ledger per proxy: tests never write ./data/usage.db.
+    env = {"GEMINI_API_KEY": EMULATOR_KEY, "GEMINI_BASE_URL": upstream, "USAGE_DB_URL": "memory://"}
     return load_settings(env, **overrides)
 
 

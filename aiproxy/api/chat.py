@@ -33,6 +33,8 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def read_json(request: web.Request) -> Any:
+    if "json_body" in request:  # already parsed (and size/depth-checked) by the hardening middleware
+        return request["json_body"]
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:

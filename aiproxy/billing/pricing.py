@@ -72,6 +72,11 @@ def _price(entry: dict[str, Any], where: str) -> ModelPrice:
     if inp is None or out is None:
         raise ValueError(f"{where} needs both input and output prices")
     threshold = entry.get("tier_threshold")
+    for base, above in (("input", "input_above"), ("output", "output_above"), ("cached_input", "cached_input_above")):
+        low, high = dec(base), dec(above)
+        if low is not None and high is not None and high < low:
+            # A cheaper upper tier would make one more prompt token lower the bill.
+            raise ValueError(f"{where}.{above} is below {base}")
     return ModelPrice(
         input=inp,
         output=out,
@@ -99,6 +104,16 @@ def load_price_table(override: Path | None = None) -> PriceTable:
     extra = tomllib.loads(Path(override).read_text())
     ov = parse_price_table(Path(override).read_text())
     return PriceTable(models={**table.models, **ov.models}, fallback=ov.fallback if "fallback" in extra else table.fallback)
+
+
+def worst_case_cost(table: PriceTable, model: str, prompt_tokens: int, max_output_tokens: int) -> Decimal:
+    """The most a request can cost: every prompt token at the plain input rate (never the cheaper
+    cached rate, and the upper tier when the prompt crosses it) plus `max_output_tokens` output.
+    Used by the credits pre-flight check, which must never under-estimate."""
+    price, _ = table.price_for(model)
+    # The estimate cannot tell modalities apart: bill the prompt as audio when audio is dearer.
+    audio_dearer = price.audio_input is not None and price.audio_input > price.input
+    return price.cost(prompt_tokens, max_output_tokens, audio=prompt_tokens if audio_dearer else 0)
 
 
 def format_usd(amount: Decimal) -> str:

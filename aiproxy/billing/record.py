@@ -70,3 +70,4 @@ class UsageRecord:
     duration_ms: float
     ttft_ms: float | None
     end_user: str | None = None
+    audio_tokens: int = 0  # part of prompt_tokens billed at the audio rate; kept for repricing

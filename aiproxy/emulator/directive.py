@@ -2,6 +2,26 @@
 
 Stateless by design: the directive travels inside the prompt, so the proxy under test forwards
 it untouched and no side channel is needed. The marker text counts as ordinary prompt text.
+The last directive across systemInstruction then contents (text parts, in order) wins.
+
+Keys (all optional):
+- ``reply`` exact text; ``words`` / ``chunks`` / ``delay_ms`` / ``chunk_delay_ms`` override config.
+- ``finish``: finishReason of the last chunk. SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT,
+  SPII, IMAGE_SAFETY and MALFORMED_FUNCTION_CALL withhold content: the last chunk (or the
+  non-streaming candidate) has no ``content``; the safety ones carry ``safetyRatings`` with one
+  ``blocked: true`` rating, MALFORMED_FUNCTION_CALL a ``finishMessage``.
+- ``block``: promptFeedback.blockReason; no candidates, prompt-only usage, one SSE event.
+- ``error`` (HTTP status) with optional ``retry_after`` (RetryInfo + Retry-After header),
+  ``message`` (override), ``error_times`` + ``key`` (only the first N requests with that key fail).
+- ``fail_after`` N + ``fail_mode`` reset | error_event (``fail_status``, default 500) | truncate |
+  malformed | stall: streaming only; N is clamped so the final chunk is never sent.
+- ``function_calls`` [{name, args}] (+ ``text`` before them); ``calls_then_stop``.
+- ``thoughts``: thought text (forces thinking; shown only with includeThoughts).
+- ``no_usage``, ``usage`` (overrides final usageMetadata fields), ``cached_tokens``,
+  ``tool_use_prompt_tokens``.
+- ``require_signature``: emitted as the functionCall thoughtSignature, and required back: the
+  first functionCall part of every model turn must carry it and any other signed call part must
+  match it (parallel calls after the first carry no signature, as on the real API).
 """
 
 from __future__ import annotations

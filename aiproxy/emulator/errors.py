@@ -79,9 +79,7 @@ class GoogleError(Exception):
         return web.Response(
             status=self.code,
             body=jsonutil.dumps(payload),
-            content_type="application/json",
-            charset="UTF-8",
-            headers=self.headers,
+            headers={"Content-Type": "application/json; charset=UTF-8", **self.headers},
         )
 
 

@@ -46,9 +46,7 @@ async def write_stream(
     directive: dict[str, Any],
 ) -> web.StreamResponse:
     resp = web.StreamResponse(status=200)
-    resp.content_type = "text/event-stream" if sse else "application/json"
-    if not sse:
-        resp.charset = "UTF-8"
+    resp.headers["Content-Type"] = "text/event-stream" if sse else "application/json; charset=UTF-8"
     fail_mode = directive.get("fail_mode") if "fail_after" in directive else None
     send = len(events)
     if fail_mode in FAIL_MODES:

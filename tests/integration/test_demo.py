@@ -47,3 +47,19 @@ async def test_demo_serves_without_a_key(tmp_path: Path) -> None:
     assert "demo mode" in err
     assert err.count("💰 BILLING | User: anonymous | Model: gpt-3.5-turbo") == 1
 
+
+
+def test_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "HOST", "PORT")}
+        env["PYTHONPATH"] = str(REPO)
+        done = subprocess.run([sys.executable, "-m", "aiproxy", "demo", "--port", str(port)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}:" in done.stderr
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr

@@ -122,3 +122,21 @@ def test_demo_mode_comes_from_the_command_or_the_setting(clean_env: Path, monkey
         monkeypatch.setenv(name, value)
     assert main(argv) == 0
     assert calls == [demo]
+
+
+def test_env_example_loads_as_shipped(clean_env: Path) -> None:
+    """A fresh `cp .env.example .env` must start (in demo mode, since the key is blank)."""
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    (clean_env / ".env").write_text(example.read_text())
+    s = load_settings(require_key=False)
+    assert (s.models_file, s.pricing_file, s.gemini_key, s.port) == (None, None, "", 8002)
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY environment variable is required"):
+        load_settings()
+
+
+def test_env_example_documents_every_setting() -> None:
+    from aiproxy.config import Settings
+
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    documented = {line.split("=", 1)[0].lower() for line in example.splitlines() if line and not line.startswith("#")}
+    assert documented == set(Settings.model_fields)

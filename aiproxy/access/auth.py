@@ -1,0 +1,93 @@
+"""Who is calling: the key check in front of every API route, and the billing identity.
+
+With at least one key in the store (revoked ones count, so revoking the last key never opens
+the proxy), every API request must present a key: `Authorization: Bearer`, or the `api-key` /
+`x-api-key` headers some clients use. The key's user becomes the billing identity; a `user` /
+`user_id` in the body is kept only as the end-user label under that key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from aiproxy.access.keys import KeyCache, KeyRecord
+from aiproxy.billing.record import Metering
+from aiproxy.errors import ProxyError
+
+KEY_RECORD = "access_key"  # request slot: the authenticated KeyRecord
+ADMIN_FLAG = "access_admin"  # request slot: True when the caller may use admin routes
+
+_API_ROOTS = ("/chat/completions", "/models", "/embeddings", "/usage", "/admin")
+
+
+def needs_auth(path: str) -> bool:
+    """API routes need a key; /health, /openapi.json and /metrics stay open."""
+    return path.startswith("/v1/") or path == "/v1" or any(path == r or path.startswith(r + "/") for r in _API_ROOTS)
+
+
+def is_admin_path(path: str) -> bool:
+    p = path.removeprefix("/v1")
+    return p == "/usage" or p.startswith("/usage/") or p == "/admin" or p.startswith("/admin/")
+
+
+def presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return request.headers.get("api-key") or request.headers.get("x-api-key") or None
+
+
+def _unauthorized(message: str) -> ProxyError:
+    return ProxyError(401, message, type="invalid_request_error", code="invalid_api_key",
+                      headers={"WWW-Authenticate": 'Bearer realm="aiproxy"'})
+
+
+MISSING = ("You didn't provide an API key. Send it in an Authorization header using Bearer auth "
+           "(Authorization: Bearer YOUR_KEY).")
+INCORRECT = "Incorrect API key provided. Check the key, or ask the operator for a new one."
+
+
+async def authenticate(request: web.Request, keys: KeyCache, admin_token: str) -> KeyRecord | None:
+    """Set the request's identity or raise 401/403; None when the proxy runs open (no keys)."""
+    path = request.path
+    snap = await keys.current()
+    if not snap.any_keys:
+        return None
+    key = presented_key(request)
+    admin_path = is_admin_path(path)
+    if key and admin_path and admin_token and hmac.compare_digest(key.encode(), admin_token.encode()):
+        request[ADMIN_FLAG] = True  # ADMIN_TOKEN: the bootstrap before any admin key exists
+        return None
+    if not key:
+        raise _unauthorized(MISSING)
+    rec = await keys.lookup(key)
+    if rec is None:
+        raise _unauthorized(INCORRECT)
+    if admin_path and not rec.admin:
+        raise ProxyError(403, "This key may not use admin routes; use an admin key.", code="admin_key_required")
+    request[KEY_RECORD] = rec
+    request[ADMIN_FLAG] = rec.admin
+    return rec
+
+
+def claimed_end_user(request: web.Request, metering: Metering) -> str | None:
+    """What the body said the user was (`user_id` or `user`), kept only as a label."""
+    req: Any = request.get("chat_request")
+    if req is not None:
+        return getattr(req, "user_id", None) or getattr(req, "user", None)
+    return metering.end_user or (metering.user if metering.user != "anonymous" else None)
+
+
+async def bind_identity(request: web.Request, metering: Metering, _max_out: int | None) -> None:
+    """Preflight (runs first): bill the key's user, whatever the body claims."""
+    rec: KeyRecord | None = request.get(KEY_RECORD)
+    if rec is None:
+        return
+    metering.end_user = claimed_end_user(request, metering)
+    metering.user = rec.user
+    metering.key_id = rec.id

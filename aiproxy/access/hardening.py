@@ -1,0 +1,147 @@
+"""Hostile-input limits and response hygiene.
+
+- Requests in flight are capped (MAX_CONCURRENT_REQUESTS): beyond it the answer is an immediate
+  503 (clients retry), never a queue, so a flood cannot grow memory.
+- Bodies: a Content-Length over MAX_BODY_BYTES is refused before reading; a chunked body is cut
+  at the same size; the whole body must arrive within CLIENT_BODY_TIMEOUT (slow-body slowloris).
+  Headers and idle connections are bounded by the server's handler arguments (`server_limits`):
+  aiohttp closes a connection whose headers do not arrive within KEEPALIVE_TIMEOUT.
+- JSON: nesting deeper than MAX_JSON_DEPTH and more than MAX_MESSAGES messages are 400s, checked
+  before any translation (recursive code never sees hostile depth).
+- Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Any
+
+from aiohttp import web
+
+from aiproxy import jsonutil
+from aiproxy.config import ConfigError, Settings
+from aiproxy.errors import ProxyError
+
+JSON_BODY = "json_body"  # request slot: the parsed body, so the handler does not parse it again
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Server": "aiproxy",
+}
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """Handler arguments for web.AppRunner / TestServer.start_server: header and idle limits."""
+    return {
+        "keepalive_timeout": settings.keepalive_timeout,
+        "max_line_size": settings.max_header_bytes,
+        "max_field_size": settings.max_header_bytes,
+        "max_headers": settings.max_headers,
+    }
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class OpenProxyRefused(ConfigError):
+    """No client keys exist and HOST is reachable from other machines."""
+
+
+def hide_server_banner() -> None:
+    """Replace aiohttp's `Server: Python/3.x aiohttp/x.y` default for every response this process
+    serves, including the ones aiohttp writes itself for unparseable requests (oversized headers),
+    which never pass through the app's signals. Client requests use their own User-Agent constant."""
+    from aiohttp import web_response
+
+    web_response.SERVER_SOFTWARE = SECURITY_HEADERS["Server"]  # type: ignore[attr-defined]
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: reaches every response the app makes, streamed ones included."""
+    headers = response.headers
+    headers.update(SECURITY_HEADERS)
+    headers.setdefault("Cache-Control", "no-store")  # SSE sets its own no-cache
+
+
+def json_too_deep(value: Any, limit: int) -> bool:
+    """True when containers nest deeper than `limit` (iterative: no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def check_body(data: Any, settings: Settings) -> None:
+    if isinstance(data, (dict, list)) and json_too_deep(data, settings.max_json_depth):
+        raise ProxyError(400, f"The JSON body is nested too deeply (at most {settings.max_json_depth} levels).",
+                         code="json_too_deep")
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if isinstance(messages, list) and len(messages) > settings.max_messages:
+        raise ProxyError(400, f"Too many messages: {len(messages)} (at most {settings.max_messages}).",
+                         param="messages", code="too_many_messages")
+
+
+def _closing(exc: ProxyError) -> web.Response:
+    """Error response that also closes the connection (the unread body is not worth draining)."""
+    resp = exc.response()
+    resp.force_close()
+    return resp
+
+
+def too_large(limit: int) -> ProxyError:
+    return ProxyError(413, f"The request body is too large (limit {limit // (1024 * 1024)} MB, "
+                           f"{limit} bytes).", code="request_too_large")
+
+
+def hardening_middleware(settings: Settings) -> Any:
+    limit, timeout, cap = settings.max_body_bytes, settings.client_body_timeout, settings.max_concurrent_requests
+    in_flight = 0
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        nonlocal in_flight
+        if request.path == "/health":
+            return await handler(request)
+        if in_flight >= cap:
+            raise ProxyError(503, "The server is busy; please retry shortly.", type="api_error",
+                             code="server_overloaded", headers={"Retry-After": "1"})
+        in_flight += 1
+        try:
+            if request.method in _BODY_METHODS and request.can_read_body:
+                if (request.content_length or 0) > limit:
+                    return _closing(too_large(limit))
+                try:
+                    async with asyncio.timeout(timeout):
+                        raw = await request.read()
+                except web.HTTPRequestEntityTooLarge:
+                    return _closing(too_large(limit))
+                except TimeoutError:
+                    return _closing(ProxyError(408, "The request body did not arrive in time.", code="request_timeout"))
+                if raw:  # whatever the Content-Type: curl -d sends JSON as form data
+                    try:
+                        data = jsonutil.loads(raw)
+                    except jsonutil.JSONDecodeError:
+                        pass  # the handler answers invalid_json in its own words
+                    else:
+                        check_body(data, settings)
+                        request[JSON_BODY] = data
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
+    return middleware

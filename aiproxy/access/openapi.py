@@ -1,0 +1,146 @@
+"""GET /openapi.json: a small hand-written OpenAPI 3.1 description of the client-facing API.
+
+Hand-written rather than generated so it stays short and says what clients may rely on; the
+test suite fuzzes the live server against it (schemathesis), which keeps it honest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from aiproxy import jsonutil
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json(_ref("Error"), "Invalid request"),
+    "401": _json(_ref("Error"), "Missing or unknown API key"),
+    "413": _json(_ref("Error"), "Request body too large"),
+    "429": _json(_ref("Error"), "Rate limit, concurrent streams or budget exceeded"),
+    "502": _json(_ref("Error"), "Upstream (Gemini) failed"),
+    "503": _json(_ref("Error"), "Busy or upstream unavailable; retry"),
+    "504": _json(_ref("Error"), "Upstream timed out"),
+}
+
+_MESSAGE = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"oneOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string"}, "text": {"type": "string"},
+            }}},
+            {"type": "null"},
+        ]},
+        "name": {"type": "string"},
+        "tool_call_id": {"type": "string"},
+    },
+}  # fmt: skip
+
+_CHAT_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "examples": ["gpt-4o-mini"]},
+        "messages": {"type": "array", "minItems": 1, "items": _ref("Message")},
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "n": {"type": "integer", "minimum": 1, "maximum": 8},
+        "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 5}]},
+        "user": {"type": "string", "description": "End-user label; billing follows the API key."},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+        "reasoning_effort": {"type": "string"},
+    },
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "aiproxy", "version": "1", "description": "OpenAI-compatible API served by Google Gemini."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["message", "type"],
+                "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                               "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
+            }}},
+            "Message": _MESSAGE,
+            "ChatRequest": _CHAT_REQUEST,
+            "Model": {"type": "object", "required": ["id", "object"], "properties": {
+                "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+                "owned_by": {"type": "string"},
+            }},
+        },
+    },  # fmt: skip
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/chat/completions": {"post": {
+            "operationId": "createChatCompletion",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
+            "responses": {
+                "200": {"description": "A chat completion, or an SSE stream of chunks with `stream: true`",
+                        "content": {"application/json": {"schema": {"type": "object"}},
+                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                "404": _json(_ref("Error"), "Unknown model"),
+                **_ERRORS,
+            },
+        }},
+        "/v1/models": {"get": {
+            "operationId": "listModels",
+            "responses": {"200": _json({"type": "object", "required": ["data"], "properties": {
+                "object": {"const": "list"}, "data": {"type": "array", "items": _ref("Model")}}}, "Models"),
+                "401": _ERRORS["401"]},
+        }},
+        "/v1/models/{model_id}": {"get": {
+            "operationId": "getModel",
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json(_ref("Model"), "The model"), "404": _json(_ref("Error"), "Unknown model"),
+                          "401": _ERRORS["401"]},
+        }},
+        "/v1/embeddings": {"post": {
+            "operationId": "createEmbedding",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["model", "input"], "properties": {
+                    "model": {"type": "string"},
+                    "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "user": {"type": "string"}}}}}},
+            "responses": {"200": _json({"type": "object"}, "Embeddings"),
+                          "404": _json(_ref("Error"), "Unknown model or route"), **_ERRORS},
+        }},
+        "/v1/usage": {"get": {
+            "operationId": "getUsage",
+            "description": "Usage totals from the ledger; admin keys (or ADMIN_TOKEN) only.",
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                           for n in ("user", "model", "since", "until", "group_by")],
+            "responses": {"200": _json({"type": "object"}, "Usage report"), "400": _ERRORS["400"],
+                          "401": _ERRORS["401"], "403": _json(_ref("Error"), "Not an admin key"),
+                          "404": _json(_ref("Error"), "Reports not enabled")},
+        }},
+        "/health": {"get": {
+            "operationId": "health", "security": [],
+            "responses": {"200": _json({"type": "object", "properties": {"status": {"const": "healthy"}}}, "Alive")},
+        }},
+    },  # fmt: skip
+}
+
+_BODY = jsonutil.dumps(SPEC)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=_BODY, content_type="application/json")

@@ -1,0 +1,160 @@
+"""The usage ledger: one durable row per metered request, and the charge outbox beside it.
+
+One interface, two backends (SQLite embedded, PostgreSQL shared), chosen by URL. Both take rows
+through `GroupCommit`, so a request waits for *a* commit that includes its row, while all rows
+that arrive during one commit share the next transaction: durability without one fsync per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Awaitable, Callable, Protocol, runtime_checkable
+
+from aiproxy.billing.record import UsageRecord
+
+GROUPS = ("day", "model", "user")
+
+# Outbox states: waiting to be sent (or re-sent), acknowledged by the credits service, or
+# refused after the fact (402 insufficient balance / 404 unknown user) and left for operators.
+PENDING = "pending"
+SENT = "sent"
+UNPAID = "unpaid"
+CHARGE_STATES = (PENDING, SENT, UNPAID)
+
+TOTAL_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One outbox row: what the credits service must be told about one request."""
+
+    request_id: str
+    user: str
+    amount: Decimal
+    description: str
+    state: str = PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    transactions: int  # commits of usage rows so far (tests check group commit with it)
+
+    async def open(self) -> None:
+        """Connect and bring the schema to the current version."""
+
+    async def record(self, rec: UsageRecord) -> None:
+        """Return once `rec` is durably committed; a repeated request_id is ignored."""
+
+    async def close(self) -> None:
+        """Commit everything still pending, then close."""
+
+    async def report(
+        self,
+        *,
+        user: str | None = None,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        group_by: str | None = None,
+    ) -> list[dict]:
+        """Totals (TOTAL_FIELDS + cost_usd as Decimal), one dict per group, sorted by group key."""
+
+    async def spent(self, user: str, since: datetime) -> Decimal:
+        """Total cost of `user`'s requests started at or after `since`."""
+
+    async def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+
+    async def claim_charges(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Charge]:
+        """Pending charges due at `now`, oldest first, each pushed `lease` into the future so that
+        another worker (another proxy instance on the same ledger) does not send it meanwhile."""
+
+    async def update_charge(
+        self, request_id: str, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
+    ) -> None:
+        """Store the outcome of one send attempt."""
+
+    async def charges(self, state: str | None = None) -> list[Charge]:
+        """All outbox rows (optionally in one state), for operators and tests."""
+
+
+class GroupCommit:
+    """Group commit over an async batch writer.
+
+    The first row starts a write at once (no added latency when idle); rows arriving while a
+    write is under way wait and go together in the next one. A caller's cancellation does not
+    withdraw its row: once submitted, it is written.
+    """
+
+    def __init__(self, write: Callable[[list[UsageRecord]], Awaitable[None]], max_batch: int = 1000) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._pending: list[tuple[UsageRecord, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, rec: UsageRecord) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rec, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="ledger-group-commit")
+        await asyncio.shield(fut)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                await self._write([rec for rec, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter must learn the outcome
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("ledger write cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until every submitted row has been written (or failed)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+
+def describe_charge(rec: UsageRecord) -> str:
+    """The bill's description: model, tokens and the request id the charge can be traced by."""
+    return f"{rec.requested_model} - {rec.total_tokens} tokens - request {rec.request_id}"
+
+
+def charge_for(rec: UsageRecord) -> Charge | None:
+    """The outbox row a usage row implies, or None when there is nothing to bill."""
+    if rec.cost_usd <= 0:
+        return None
+    return Charge(request_id=rec.request_id, user=rec.user, amount=rec.cost_usd, description=describe_charge(rec))
+
+
+def open_ledger(url: str, *, outbox: bool = False) -> Ledger:
+    """The backend for `url` (not yet opened). With `outbox`, every priced row also enqueues its
+    charge in the same transaction, for the credits-service worker to send."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from aiproxy.billing.ledger_pg import PostgresLedger
+
+        return PostgresLedger(url, outbox=outbox)
+    if url.startswith("sqlite://"):
+        from aiproxy.billing.ledger_sqlite import SqliteLedger
+
+        path = url.removeprefix("sqlite://")
+        path = path[1:] if path.startswith("/") else path  # sqlite:///rel, sqlite:////abs
+        return SqliteLedger(path, outbox=outbox)
+    if url.startswith("memory://"):
+        from aiproxy.billing.ledger_sqlite import SqliteLedger
+
+        return SqliteLedger(None, outbox=outbox)
+    raise ValueError(f"unsupported USAGE_DB_URL scheme: {url.split(':', 1)[0]}")

@@ -1,0 +1,168 @@
+"""Shared ledger: PostgreSQL through an asyncpg pool, for several proxy instances.
+
+Rows go in groups (one transaction, `executemany` pipelined) exactly like the SQLite backend;
+cost is NUMERIC, so sums are exact in the database and come back as Decimal. `?schema=name` in
+the URL puts the tables in their own schema (created if missing): tests use a fresh one per run.
+Migrations take a transaction-scoped advisory lock, so instances starting together apply each
+migration once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from aiproxy.billing.ledger import PENDING, Charge, GroupCommit, charge_for
+from aiproxy.billing.ledger_sql import (
+    CHARGE_COLUMNS,
+    USAGE_COLUMNS,
+    Dialect,
+    charge_values,
+    claim_query,
+    insert_charge,
+    insert_usage,
+    migrations,
+    report_query,
+    report_rows,
+    usage_values,
+    utc,
+)
+from aiproxy.billing.record import UsageRecord
+
+MIGRATION_LOCK = 0x6169_7078_6C65_6467  # "aipxledg": one advisory lock id for schema changes
+
+DIALECT = Dialect(
+    placeholder=lambda i: f"${i}",
+    day_expr="to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    cost_sum="SUM(cost_usd)",
+    time_param=lambda dt: dt,
+    money_param=lambda d: d,
+    bool_param=bool,
+    types={"id": "BIGSERIAL PRIMARY KEY", "text": "TEXT", "int": "BIGINT", "bool": "BOOLEAN", "money": "NUMERIC",
+           "time": "TIMESTAMPTZ", "float": "DOUBLE PRECISION"},
+    insert_ignore=("", " ON CONFLICT ({}) DO NOTHING"),
+)  # fmt: skip
+INSERT_USAGE = insert_usage(DIALECT)
+INSERT_CHARGE = insert_charge(DIALECT)
+CLAIM = claim_query(DIALECT, lock=" FOR UPDATE SKIP LOCKED")
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take our own `schema` query parameter out of the URL (asyncpg would send it as a setting)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PostgresLedger:
+    def __init__(self, url: str, *, outbox: bool = False, pool_size: int = 4) -> None:
+        self._dsn, self.schema = split_schema(url)
+        self.outbox = outbox
+        self.transactions = 0
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._commits = GroupCommit(self._write_batch)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("ledger is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        settings = {"search_path": self.schema} if self.schema else {}
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._pool_size, server_settings=settings, command_timeout=30
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            if self.schema:
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            for version, statements in migrations(DIALECT):
+                if version > current:
+                    for stmt in statements:
+                        await conn.execute(stmt)
+                    await conn.execute("INSERT INTO schema_version VALUES ($1, now())", version)
+
+    async def close(self) -> None:
+        await self._commits.drain()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def record(self, rec: UsageRecord) -> None:
+        await self._commits.submit(rec)
+
+    async def _write_batch(self, recs: list[UsageRecord]) -> None:
+        charges = [c for c in map(charge_for, recs) if c is not None] if self.outbox else []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(INSERT_USAGE, [usage_values(DIALECT, r) for r in recs])
+            if charges:
+                await conn.executemany(INSERT_CHARGE, charge_values(DIALECT, charges, datetime.now(timezone.utc)))
+        self.transactions += 1
+
+    async def report(
+        self,
+        *,
+        user: str | None = None,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        group_by: str | None = None,
+    ) -> list[dict]:
+        sql, params = report_query(DIALECT, user=user, model=model, since=since, until=until, group_by=group_by)
+        rows = await self.pool.fetch(sql, *params)
+        return report_rows([tuple(r) for r in rows], group_by)
+
+    async def spent(self, user: str, since: datetime) -> Decimal:
+        value = await self.pool.fetchval(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE user_id = $1 AND started_at >= $2", user, utc(since)
+        )
+        return Decimal(value)
+
+    async def ping(self) -> bool:
+        try:
+            return await self.pool.fetchval("SELECT 1") == 1
+        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
+            return False
+
+    async def rows(self) -> list[dict]:
+        """Every usage row as stored (tests and debugging), oldest first."""
+        return [dict(r) for r in await self.pool.fetch(f"SELECT {USAGE_COLUMNS} FROM usage ORDER BY id")]
+
+    async def claim_charges(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Charge]:
+        rows = await self.pool.fetch(CLAIM, utc(now) + lease, PENDING, utc(now), limit)
+        return [Charge(*r) for r in rows]
+
+    async def charges(self, state: str | None = None) -> list[Charge]:
+        sql = f"SELECT {CHARGE_COLUMNS} FROM outbox"
+        args: list[Any] = []
+        if state is not None:
+            sql, args = sql + " WHERE state = $1", [state]
+        return [Charge(*r) for r in await self.pool.fetch(sql + " ORDER BY created_at, request_id", *args)]
+
+    async def update_charge(
+        self, request_id: str, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
+    ) -> None:
+        await self.pool.execute(
+            "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE request_id = $5",
+            state,
+            attempts,
+            utc(next_attempt_at or datetime.now(timezone.utc)),
+            error,
+            request_id,
+        )

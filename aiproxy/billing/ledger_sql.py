@@ -1,0 +1,187 @@
+"""SQL both ledger backends share: the schema, its migrations, row values and the report query,
+each built once from a small dialect.
+
+Kept pure (text and parameters in, text and parameters out) so that the columns, filters and
+groupings mean exactly the same on SQLite and PostgreSQL, and can be read in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+from aiproxy.billing.ledger import GROUPS, TOTAL_FIELDS, Charge
+from aiproxy.billing.record import UsageRecord
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: Callable[[int], str]  # 1-based parameter number -> "?" or "$n"
+    day_expr: str  # the UTC calendar day of started_at as 'YYYY-MM-DD'
+    cost_sum: str  # exact sum of cost_usd
+    time_param: Callable[[datetime], Any]  # how a datetime is passed as a parameter
+    money_param: Callable[[Decimal], Any]  # how a Decimal is passed (losslessly)
+    bool_param: Callable[[bool], Any]
+    types: dict[str, str]  # logical column type -> SQL type; "id" is the row id column
+    insert_ignore: tuple[str, str]  # (prefix, suffix) that make an INSERT skip a duplicate key
+
+
+# Logical columns; the dialect names their SQL types. Cost is "money": exact decimal storage.
+USAGE = (
+    ("request_id", "text", "NOT NULL UNIQUE"),
+    ("user_id", "text", "NOT NULL"),
+    ("key_id", "text", ""),
+    ("end_user", "text", ""),
+    ("requested_model", "text", "NOT NULL"),
+    ("upstream_model", "text", "NOT NULL"),
+    ("endpoint", "text", "NOT NULL"),
+    ("streamed", "bool", "NOT NULL"),
+    ("prompt_tokens", "int", "NOT NULL"),
+    ("completion_tokens", "int", "NOT NULL"),
+    ("reasoning_tokens", "int", "NOT NULL"),
+    ("cached_tokens", "int", "NOT NULL"),
+    ("audio_tokens", "int", "NOT NULL DEFAULT 0"),
+    ("total_tokens", "int", "NOT NULL"),
+    ("cost_usd", "money", "NOT NULL"),
+    ("status", "text", "NOT NULL"),
+    ("estimated", "bool", "NOT NULL"),
+    ("price_fallback", "bool", "NOT NULL"),
+    ("started_at", "time", "NOT NULL"),
+    ("duration_ms", "float", "NOT NULL"),
+    ("ttft_ms", "float", ""),
+)
+OUTBOX = (
+    ("request_id", "text", "PRIMARY KEY"),
+    ("user_id", "text", "NOT NULL"),
+    ("amount", "money", "NOT NULL"),
+    ("description", "text", "NOT NULL"),
+    ("state", "text", "NOT NULL DEFAULT 'pending'"),
+    ("attempts", "int", "NOT NULL DEFAULT 0"),
+    ("next_attempt_at", "time", "NOT NULL"),
+    ("last_error", "text", ""),
+    ("created_at", "time", "NOT NULL"),
+)
+USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE)
+CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1])  # Charge's fields, in order
+
+
+def _table(d: Dialect, name: str, columns: tuple[tuple[str, str, str], ...], with_id: bool) -> str:
+    cols = [f"id {d.types['id']}"] if with_id else []
+    cols += [f"{col} {d.types[kind]} {extra}".rstrip() for col, kind, extra in columns]
+    return f"CREATE TABLE {name} ({', '.join(cols)})"
+
+
+def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
+    """Numbered schema steps; a ledger at version N applies the steps after N, in order. Append
+    new steps, never edit shipped ones."""
+    return [
+        (
+            1,
+            [
+                _table(d, "usage", USAGE, with_id=True),
+                "CREATE INDEX usage_user_started ON usage (user_id, started_at)",
+                "CREATE INDEX usage_started ON usage (started_at)",
+            ],
+        ),
+        (2, [_table(d, "outbox", OUTBOX, with_id=False), "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)"]),
+    ]
+
+
+def _insert(d: Dialect, table: str, columns: str, conflict: str) -> str:
+    n = columns.count(",") + 1
+    prefix, suffix = d.insert_ignore
+    values = ", ".join(d.placeholder(i) for i in range(1, n + 1))
+    return f"INSERT {prefix}INTO {table} ({columns}) VALUES ({values}){suffix.format(conflict)}"
+
+
+def insert_usage(d: Dialect) -> str:
+    return _insert(d, "usage", USAGE_COLUMNS, "request_id")
+
+
+def insert_charge(d: Dialect) -> str:
+    return _insert(d, "outbox", "request_id, user_id, amount, description, next_attempt_at, created_at", "request_id")
+
+
+def usage_values(d: Dialect, rec: UsageRecord) -> tuple[Any, ...]:
+    """The row for `rec`, in USAGE order."""
+    return (
+        rec.request_id, rec.user, rec.key_id, rec.end_user, rec.requested_model, rec.upstream_model,
+        rec.endpoint, d.bool_param(rec.streamed), rec.prompt_tokens, rec.completion_tokens,
+        rec.reasoning_tokens, rec.cached_tokens, rec.audio_tokens, rec.total_tokens,
+        d.money_param(rec.cost_usd), rec.status, d.bool_param(rec.estimated),
+        d.bool_param(rec.price_fallback), d.time_param(utc(rec.started_at)), rec.duration_ms, rec.ttft_ms,
+    )  # fmt: skip
+
+
+def charge_values(d: Dialect, charges: list[Charge], now: datetime) -> list[tuple[Any, ...]]:
+    t = d.time_param(utc(now))
+    return [(c.request_id, c.user, d.money_param(c.amount), c.description, t, t) for c in charges]
+
+
+def claim_query(d: Dialect, lock: str) -> str:
+    """Lease due pending charges: push next_attempt_at forward and return them, atomically."""
+    p = d.placeholder
+    return (
+        f"UPDATE outbox SET next_attempt_at = {p(1)} WHERE request_id IN (SELECT request_id FROM outbox"
+        f" WHERE state = {p(2)} AND next_attempt_at <= {p(3)} ORDER BY next_attempt_at LIMIT {p(4)}{lock})"
+        f" RETURNING {CHARGE_COLUMNS}"
+    )
+
+
+def utc(dt: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken to be UTC already (the ledger never stores local)."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def report_query(
+    d: Dialect,
+    *,
+    user: str | None,
+    model: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    group_by: str | None,
+) -> tuple[str, list[Any]]:
+    """SELECT of the totals; `model` matches the requested or the upstream model; `until` is
+    exclusive. Grouping by model groups by the model name the client asked for."""
+    if group_by is not None and group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
+    where: list[str] = []
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return d.placeholder(len(params))
+
+    if user is not None:
+        where.append(f"user_id = {param(user)}")
+    if model is not None:
+        where.append(f"(requested_model = {param(model)} OR upstream_model = {param(model)})")
+    if since is not None:
+        where.append(f"started_at >= {param(d.time_param(utc(since)))}")
+    if until is not None:
+        where.append(f"started_at < {param(d.time_param(utc(until)))}")
+    key = {"day": d.day_expr, "model": "requested_model", "user": "user_id", None: "NULL"}[group_by]
+    sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in TOTAL_FIELDS[1:])
+    sql = f"SELECT {key} AS k, COUNT(*), {sums}, COALESCE({d.cost_sum}, '0') FROM usage"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if group_by is not None:
+        sql += f" GROUP BY {key} ORDER BY {key}"
+    return sql, params
+
+
+def report_rows(rows: Sequence[Sequence[Any]], group_by: str | None) -> list[dict]:
+    """Database tuples -> report dicts with ints and an exact Decimal cost."""
+    out: list[dict] = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        if group_by is not None:
+            item[group_by] = row[0]
+        for name, value in zip(TOTAL_FIELDS, row[1:-1]):
+            item[name] = int(value)
+        item["cost_usd"] = Decimal(str(row[-1]))
+        out.append(item)
+    return out

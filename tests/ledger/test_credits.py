@@ -1,0 +1,226 @@
+"""Credits credits_service: pre-flight balance checks and the charge outbox, against the emulator.
+
+Outbox tests run on both ledger backends: outages lose no charge, recovery applies each charge
+exactly once, a restart re-sends what was pending, and 402/404 end as `unpaid`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from aiproxy.billing.credits import CreditGate, CreditsClient, CreditsUnavailable
+from aiproxy.billing.credits_outbox import OutboxWorker, backoff
+from aiproxy.billing.ledger import open_ledger
+from aiproxy.emulator_credits import STATE_KEY, CreditsState
+from aiproxy.errors import ProxyError
+from tests.ledger.factories import CREDITS_API_KEY as KEY
+from tests.ledger.factories import make_record
+
+
+def state(server: TestServer) -> CreditsState:
+    return server.app[STATE_KEY]
+
+
+@pytest.fixture
+async def client(credits_service: TestServer) -> AsyncIterator[CreditsClient]:
+    c = CreditsClient(str(credits_service.make_url("")), KEY, timeout=0.3)
+    yield c
+    await c.close()
+
+
+def worker_for(ledger, client: CreditsClient) -> OutboxWorker:
+    return OutboxWorker(ledger, client, poll_interval=0.01, base_delay=0.01, max_delay=0.05)
+
+
+async def settle(worker: OutboxWorker, ledger, passes: int = 200) -> None:
+    """Run outbox passes until nothing is pending (or give up after `passes`)."""
+    for _ in range(passes):
+        await worker.run_once()
+        if not await ledger.charges("pending"):
+            return
+        await asyncio.sleep(0.01)
+
+
+# -- pre-flight -------------------------------------------------------------------------------
+
+
+async def test_preflight_allows_covered_and_refuses_uncovered(credits_service, client) -> None:
+    state(credits_service).balances.update(alice=Decimal("0.01"))
+    gate = CreditGate(client, ttl=60)
+    await gate.preflight("alice", Decimal("0.01"))  # exactly covered
+    with pytest.raises(ProxyError) as err:
+        await gate.preflight("alice", Decimal("0.0100001"))
+    assert err.value.status == 402
+    assert err.value.body()["error"]["code"] == "insufficient_quota"
+    assert err.value.body()["error"]["type"] == "insufficient_quota"
+    with pytest.raises(ProxyError) as err:
+        await gate.preflight("mallory", Decimal("0"))
+    assert err.value.status == 402 and "No credit account" in err.value.message
+
+
+async def test_balance_is_cached_and_lowered_by_charges(credits_service, client) -> None:
+    state(credits_service).balances.update(alice=Decimal("1"))
+    now = [0.0]
+    gate = CreditGate(client, ttl=5, clock=lambda: now[0])
+    await asyncio.gather(*(gate.preflight("alice", Decimal("0.5")) for _ in range(20)))
+    state(credits_service).balances["alice"] = Decimal("0")  # the credits_service changed; the cache has not expired
+    await gate.preflight("alice", Decimal("0.5"))
+    gate.note_charge("alice", Decimal("0.75"))
+    with pytest.raises(ProxyError):
+        await gate.preflight("alice", Decimal("0.5"))  # 1 - 0.75 < 0.5, without asking the credits_service
+    now[0] = 6.0  # expired: asks again and sees 0
+    with pytest.raises(ProxyError):
+        await gate.preflight("alice", Decimal("0.000001"))
+
+
+@pytest.mark.parametrize("mode", ["down", "500", "slow"])
+async def test_unreachable_service_follows_policy(credits_service, client, mode: str) -> None:
+    state(credits_service).balances.update(alice=Decimal("0"))
+    state(credits_service).mode = mode
+    await CreditGate(client, fail_policy="open").preflight("alice", Decimal("99"))  # allowed, logged
+    with pytest.raises(ProxyError) as err:
+        await CreditGate(client, fail_policy="closed").preflight("alice", Decimal("99"))
+    assert err.value.status == 503
+
+
+async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, client) -> None:
+    state(credits_service).balances.update(bob=Decimal("1"))
+    assert await client.bill("bob", Decimal("0.00000075"), "gpt-4 - 2 tokens - request r1", idempotency_key="r1") == "charged"
+    assert await client.bill("bob", Decimal("0.00000075"), "again", idempotency_key="r1") == "charged"
+    assert state(credits_service).balances["bob"] == Decimal("0.99999925")
+    assert [c["key"] for c in state(credits_service).charges] == ["r1"]
+    assert await client.balance("bob") == Decimal("0.99999925")
+    assert await client.balance("nobody") is None
+    state(credits_service).mode = "down"
+    with pytest.raises(CreditsUnavailable):
+        await client.balance("bob")
+
+
+def test_backoff_doubles_and_caps() -> None:
+    top = [backoff(n, 1.0, 30.0, rand=lambda: 1.0) for n in range(1, 8)]
+    assert top == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff(3, 1.0, 30.0, rand=lambda: 0.0) == 2.0  # jitter keeps at least half
+
+
+# -- outbox (both backends) -------------------------------------------------------------------
+
+
+async def test_outage_loses_nothing_and_recovery_charges_once(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("10"), bob=Decimal("10"))
+    st.mode = "down"
+    recs = [make_record(user=("alice", "bob")[i % 2], cost_usd=Decimal("0.00075") * (i + 1)) for i in range(12)]
+    await asyncio.gather(*(outbox_ledger.record(r) for r in recs))
+    worker = worker_for(outbox_ledger, client)
+    for _ in range(3):
+        await worker.run_once()
+        await asyncio.sleep(0.06)
+    pending = await outbox_ledger.charges("pending")
+    assert len(pending) == 12 and all(c.attempts >= 1 and c.last_error for c in pending)
+    assert st.charges == []
+    for mode in ("500", "ok"):  # a 5xx phase, then recovery
+        st.mode = mode
+        await settle(worker, outbox_ledger, passes=3 if mode == "500" else 200)
+    assert len(await outbox_ledger.charges("sent")) == 12
+    assert sorted(c["key"] for c in st.charges) == sorted(r.request_id for r in recs)
+    assert all(c["key"] in c["description"] for c in st.charges)
+    alice_total = sum((r.cost_usd for r in recs if r.user == "alice"), Decimal(0))
+    assert st.balances["alice"] == Decimal("10") - alice_total
+    calls = st.bill_calls
+    await worker.run_once()
+    assert st.bill_calls == calls  # acknowledged charges are never sent again
+
+
+async def test_lost_acknowledgement_is_not_charged_twice(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("1"))
+    st.mode, st.delay = "slow", 0.5  # applied, but the 0.3 s client gives up first
+    await outbox_ledger.record(make_record(request_id="req-slow", cost_usd=Decimal("0.25")))
+    worker = worker_for(outbox_ledger, client)
+    await worker.run_once()
+    assert (await outbox_ledger.charges("pending"))[0].attempts == 1
+    await asyncio.sleep(0.3)
+    st.mode = "ok"
+    await settle(worker, outbox_ledger)
+    assert [c.state for c in await outbox_ledger.charges()] == ["sent"]
+    assert st.bill_calls == 2 and len(st.charges) == 1
+    assert st.balances["alice"] == Decimal("0.75")
+
+
+async def test_pending_charges_are_sent_after_restart(credits_service, client, ledger_url) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("1"))
+    st.mode = "500"
+    first = open_ledger(ledger_url, outbox=True)
+    await first.open()
+    for i in range(5):
+        await first.record(make_record(request_id=f"req-restart-{i}", cost_usd=Decimal("0.01")))
+    worker = worker_for(first, client)
+    worker.start()
+    await asyncio.sleep(0.1)
+    await worker.stop()
+    await first.close()
+    assert st.charges == [] and st.bill_calls >= 5
+
+    st.mode = "ok"
+    second = open_ledger(ledger_url, outbox=True)
+    await second.open()
+    try:
+        worker = worker_for(second, client)
+        worker.start()
+        for _ in range(100):
+            if len(await second.charges("sent")) == 5:
+                break
+            await asyncio.sleep(0.02)
+        await worker.stop()
+        assert len(await second.charges("sent")) == 5
+        assert sorted(c["key"] for c in st.charges) == [f"req-restart-{i}" for i in range(5)]
+        assert st.balances["alice"] == Decimal("0.95")
+    finally:
+        await second.close()
+
+
+async def test_refused_charges_become_unpaid_and_stop(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("0.001"))
+    await outbox_ledger.record(make_record(request_id="req-poor", user="alice", cost_usd=Decimal("0.5")))
+    await outbox_ledger.record(make_record(request_id="req-ghost", user="ghost", cost_usd=Decimal("0.5")))
+    worker = worker_for(outbox_ledger, client)
+    await settle(worker, outbox_ledger)
+    unpaid = {c.request_id: c for c in await outbox_ledger.charges("unpaid")}
+    assert set(unpaid) == {"req-poor", "req-ghost"}
+    assert "402" in unpaid["req-poor"].last_error and "404" in unpaid["req-ghost"].last_error
+    calls = st.bill_calls
+    for _ in range(3):
+        await worker.run_once()
+    assert st.bill_calls == calls and st.balances["alice"] == Decimal("0.001")
+
+
+async def test_injected_402_mode_marks_unpaid(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("100"))
+    st.mode = "402"
+    await outbox_ledger.record(make_record(request_id="req-402", cost_usd=Decimal("0.1")))
+    await settle(worker_for(outbox_ledger, client), outbox_ledger)
+    assert [c.state for c in await outbox_ledger.charges()] == ["unpaid"]
+
+
+async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("1"))
+    await outbox_ledger.record(make_record(request_id="req-orphan", cost_usd=Decimal("0.2")))
+    # A worker claimed it and died before posting or recording anything.
+    assert len(await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=0.2))) == 1
+    worker = worker_for(outbox_ledger, client)
+    await worker.run_once()
+    assert st.bill_calls == 0  # still leased
+    await asyncio.sleep(0.25)
+    await settle(worker, outbox_ledger)
+    assert [c.state for c in await outbox_ledger.charges()] == ["sent"]
+    assert st.balances["alice"] == Decimal("0.8")
