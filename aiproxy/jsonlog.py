@@ -17,7 +17,7 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.metrics import current_request
 
-ACCESS_LOGGER = "aiproxy.access"
+ACCESS_LOGGER = "aiproxy.requests"
 _EXTRA_FIELDS = ("method", "path", "route", "status", "latency_ms")
 
 

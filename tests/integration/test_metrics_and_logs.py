@@ -102,7 +102,7 @@ async def test_json_logs_carry_request_context_and_the_unchanged_billing_line(
     assert billing["message"].endswith("| Request ID: req-json-1")
     assert (billing["request_id"], billing["user"], billing["model"], billing["upstream_model"]) == (
         "req-json-1", "ann", "gpt-4", "gemini-2.5-pro")
-    (access,) = [r for r in records if r["logger"] == "aiproxy.access"]
+    (access,) = [r for r in records if r["logger"] == "aiproxy.requests"]
     assert access["status"] == 200 and access["route"] == ROUTE and access["latency_ms"] >= 0
     assert (access["request_id"], access["user"], access["model"]) == ("req-json-1", "ann", "gpt-4")
     assert {"ts", "level", "logger", "message"} <= set(access)
@@ -114,7 +114,7 @@ async def test_text_logs_stay_as_before(proxy: TestServer, http: aiohttp.ClientS
     async with http.post(proxy.make_url(ROUTE), json={"model": "gpt-4", "messages": [
             {"role": "user", "content": "hi"}]}) as r:
         assert r.status == 200
-    assert not [r for r in caplog.records if r.name == "aiproxy.access"]  # no extra line per request
+    assert not [r for r in caplog.records if r.name == "aiproxy.requests"]  # no extra line per request
     (billing,) = [r for r in caplog.records if r.getMessage().startswith("💰 BILLING")]
     text = logging.Formatter(TEXT_FORMAT).format(billing)
     assert " - aiproxy.billing - INFO - 💰 BILLING | User: " in text
@@ -138,4 +138,4 @@ async def test_json_logs_from_a_real_process(tmp_path: Any, emulator: TestServer
     lines = [jsonutil.loads(line) for line in p.log.splitlines() if line.strip()]  # every line is JSON
     (billing,) = [r for r in lines if r["message"].startswith("💰 BILLING | User: ")]
     assert billing["request_id"].startswith("req-") and billing["model"] == "gpt-4"
-    assert [r["status"] for r in lines if r["logger"] == "aiproxy.access" and r["route"] == ROUTE] == [200]
+    assert [r["status"] for r in lines if r["logger"] == "aiproxy.requests" and r["route"] == ROUTE] == [200]
