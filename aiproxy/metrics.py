@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
@@ -172,14 +172,17 @@ def metrics_middleware(access_log: AccessLog | None) -> Any:
     return middleware
 
 
-Probe = Callable[[], "tuple[int | None, int | None]"]
-# Returns (ledger queue depth, outbox pending) when a ledger is configured; set at app start-up.
+# Called at scrape time: returns (ledger queue depth, outbox pending), None where unknown.
+Probe = Callable[[], Awaitable["tuple[int | None, int | None]"]]
 QUEUE_PROBE_KEY: web.AppKey[list[Probe]] = web.AppKey("queue_probe", list)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     for probe in request.app[QUEUE_PROBE_KEY]:
-        depth, pending = probe()
+        try:
+            depth, pending = await probe()
+        except Exception:  # noqa: BLE001 - a ledger hiccup must not break the scrape
+            continue
         if depth is not None:
             LEDGER_QUEUE.set(depth)
         if pending is not None:

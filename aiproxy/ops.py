@@ -6,13 +6,15 @@ One entry point so `create_app` needs one line for all of issue 7's wiring.
 from __future__ import annotations
 
 import logging
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.appkeys import METER_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import LEDGER_KEY, METER_KEY, UPSTREAM_KEY
+from aiproxy.billing.ledger import PENDING
 from aiproxy.config import Settings
-from aiproxy.lifecycle import setup_lifecycle
-from aiproxy.metrics import MetricsEvents, observe_record, setup_metrics
+from aiproxy.lifecycle import READY_CHECKS_KEY, setup_lifecycle
+from aiproxy.metrics import QUEUE_PROBE_KEY, MetricsEvents, observe_record, setup_metrics
 from aiproxy.modelmap import DEFAULT_MODELS_FILE
 from aiproxy.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
 
@@ -58,3 +60,35 @@ def setup_ops(app: web.Application, settings: Settings) -> None:
 
         access_log = json_access_log
     setup_metrics(app, access_log)
+    _watch_dependencies(app, settings)
+
+
+def _watch_dependencies(app: web.Application, settings: Settings) -> None:
+    """Readiness checks and queue gauges for the ledger and Redis, when the app has them."""
+    ledger = app.get(LEDGER_KEY)
+    if ledger is not None:
+        app[READY_CHECKS_KEY]["ledger"] = ledger.ping
+        commits = getattr(ledger, "_commits", None)  # both backends group-commit through GroupCommit
+
+        async def queue_probe() -> tuple[int | None, int | None]:
+            pending = len(await ledger.charges(PENDING)) if settings.credits_enabled else None
+            return (commits.depth if commits is not None else None), pending
+
+        app[QUEUE_PROBE_KEY].append(queue_probe)
+    if settings.redis_url:
+        app.cleanup_ctx.append(_redis_ping(settings.redis_url))
+
+
+def _redis_ping(url: str) -> Any:
+    """A small client of its own for /health/ready, so readiness never waits behind limiter traffic."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        app[READY_CHECKS_KEY]["redis"] = client.ping
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return ctx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.lifecycle import LIFECYCLE_KEY, READY_CHECKS_KEY
+from aiproxy.server import free_port
 from tests.conftest import emulator_url
 from tests.integration.opshelp import chat_body, wait_streams_closed
 from tests.integration.procs import ProxyProcess, spawn, wait_healthy
@@ -129,19 +131,34 @@ async def test_readiness_reports_checks_and_goes_503_when_draining(proxy: TestSe
     async with http.get(url) as resp:
         assert resp.status == 200
         body = await resp.json()
-    assert body["status"] == "ready" and body["checks"] == {"upstream": "ok"} and body["pid"] > 0
+    assert body["status"] == "ready" and body["checks"] == {"upstream": "ok", "ledger": "ok"} and body["pid"] > 0
 
     async def broken() -> bool:
         raise ConnectionError("down")
 
+    healthy = proxy.app[READY_CHECKS_KEY]["ledger"]
     proxy.app[READY_CHECKS_KEY]["ledger"] = broken
     async with http.get(url) as resp:
         assert resp.status == 503
-        assert (await resp.json())["checks"] == {"upstream": "ok", "ledger": "unreachable"}
-    del proxy.app[READY_CHECKS_KEY]["ledger"]
+        assert (await resp.json()) == {"status": "not_ready", "checks": {"upstream": "ok", "ledger": "unreachable"},
+                                       "pid": body["pid"]}
+    proxy.app[READY_CHECKS_KEY]["ledger"] = healthy
     proxy.app[LIFECYCLE_KEY].draining = True
     async with http.get(url) as resp:
         assert resp.status == 503
         assert (await resp.json())["status"] == "draining"
     async with http.get(proxy.make_url("/health")) as resp:
         assert resp.status == 200  # liveness is not readiness: a draining process is alive
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("redis_url", "status", "state"), [
+    ("redis://127.0.0.1:6379/0", 200, "ok"),
+    (f"redis://127.0.0.1:{free_port()}/0", 503, "unreachable"),
+], ids=["redis-up", "redis-down"])
+async def test_readiness_pings_redis_when_configured(proxy_factory: Any, http: aiohttp.ClientSession,
+                                                     redis_url: str, status: int, state: str) -> None:
+    proxy = await proxy_factory(redis_url=redis_url, redis_key_prefix=f"aiproxy-test-{os.getpid()}-{os.urandom(3).hex()}:")
+    async with http.get(proxy.make_url("/health/ready")) as resp:
+        assert resp.status == status
+        assert (await resp.json())["checks"]["redis"] == state
