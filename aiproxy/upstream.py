@@ -172,7 +172,9 @@ class GeminiClient:
             log.warning("upstream connection failed: %s", type(exc).__name__)
             err = ProxyError(502, "Could not reach Gemini.", type="api_error", code="upstream_unreachable")
             raise _AttemptFailed(err, "connect", retryable=True, fallback=False) from None
-        self.events.latency(model, time.monotonic() - started)
+        if resp.status == 200 or resp.status in RETRY_STATUSES:
+            # Not for 400/404: a client-chosen bogus model name must not become a metric label.
+            self.events.latency(model, time.monotonic() - started)
         if resp.status == 200:
             conn = resp.connection
             if conn is not None and conn.protocol is not None:
@@ -212,7 +214,8 @@ class GeminiClient:
                     return await self._attempt(method, url, body, headers, model), model
                 except _AttemptFailed as exc:
                     failure = exc
-                self.events.failure(model, failure.reason)
+                if failure.retryable or failure.fallback:  # bounded labels, as above
+                    self.events.failure(model, failure.reason)
                 if not failure.retryable or attempt >= policy.retries:
                     break
                 wait = policy.delay(attempt, failure.retry_after)

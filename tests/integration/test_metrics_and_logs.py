@@ -139,3 +139,11 @@ async def test_json_logs_from_a_real_process(tmp_path: Any, emulator: TestServer
     (billing,) = [r for r in lines if r["message"].startswith("💰 BILLING | User: ")]
     assert billing["request_id"].startswith("req-") and billing["model"] == "gpt-4"
     assert [r["status"] for r in lines if r["logger"] == "aiproxy.requests" and r["route"] == ROUTE] == [200]
+
+
+async def test_client_chosen_model_names_never_become_labels(proxy: TestServer, http: aiohttp.ClientSession) -> None:
+    bogus = "gemini-bogus-" + __import__("os").urandom(4).hex()
+    answer = await chat(http, str(proxy.make_url("")), model=bogus)
+    assert answer.status == 404
+    async with http.get(proxy.make_url("/metrics")) as resp:
+        assert bogus not in await resp.text()
