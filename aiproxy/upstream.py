@@ -138,6 +138,9 @@ class GeminiClient:
                 connector=connector,
                 headers={"x-goog-api-key": self._key, "Content-Type": "application/json"},
                 json_serialize=jsonutil.dumps_str,
+                # No cookie jar: Gemini sets none we need, and one shared jar would carry a
+                # cookie from one user's request into the next (also ~µs saved per request).
+                cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
             )
 
@@ -280,23 +283,46 @@ class GeminiStream:
         self._resp.release()
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        content = self._resp.content
+        # Whatever arrived is split into lines here: one await per network read instead of one
+        # readline() per SSE line (two per event) saves ~1 µs per line. A partial last line
+        # waits in `pending` (joined once, so a long line such as an inline image costs linear
+        # time); at EOF it is parsed as is, so a truncated event is reported as malformed.
+        pending: list[bytes] = []
         try:
-            async for line in content:
-                if not line.startswith(b"data:"):
-                    continue  # blank separators, comments, other SSE fields
-                try:
-                    chunk = jsonutil.loads(line[5:])
-                except jsonutil.JSONDecodeError:
-                    raise UpstreamStreamError("Gemini sent a malformed stream chunk.") from None
-                if "error" in chunk and "candidates" not in chunk:
-                    err = chunk["error"] if isinstance(chunk["error"], dict) else {}
-                    status = 503 if err.get("code") == 503 else 502
-                    raise UpstreamStreamError(f"Gemini failed mid-stream: {err.get('message', 'unknown error')}", status)
-                yield chunk
+            async for data in self._resp.content.iter_any():
+                if b"\n" not in data:
+                    pending.append(data)
+                    continue
+                if pending:
+                    pending.append(data)
+                    data = b"".join(pending)
+                    pending.clear()
+                lines = data.split(b"\n")
+                rest = lines.pop()
+                if rest:
+                    pending.append(rest)
+                for line in lines:
+                    if line.startswith(b"data:"):  # skip blank separators, comments, other fields
+                        yield _event(line)
+            rest = b"".join(pending)
+            if rest.startswith(b"data:"):
+                yield _event(rest)
         except asyncio.TimeoutError:
             raise UpstreamStreamError("Gemini stopped sending (idle timeout).", 504, "upstream_timeout") from None
         except aiohttp.ClientPayloadError:
             raise UpstreamStreamError("Gemini's stream ended early.") from None
         except aiohttp.ClientError:
             raise UpstreamStreamError("The connection to Gemini broke mid-stream.") from None
+
+
+def _event(line: bytes) -> dict[str, Any]:
+    """One `data:` line -> the Gemini chunk; an error event or bad JSON ends the stream."""
+    try:
+        chunk = jsonutil.loads(line[5:])
+    except jsonutil.JSONDecodeError:
+        raise UpstreamStreamError("Gemini sent a malformed stream chunk.") from None
+    if "error" in chunk and "candidates" not in chunk:
+        err = chunk["error"] if isinstance(chunk["error"], dict) else {}
+        status = 503 if err.get("code") == 503 else 502
+        raise UpstreamStreamError(f"Gemini failed mid-stream: {err.get('message', 'unknown error')}", status)
+    return chunk

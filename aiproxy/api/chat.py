@@ -160,8 +160,8 @@ async def _stream(request: web.Request, req: ChatRequest, stream: GeminiStream,
     m.status = _final_status(translator, final)
     _settle(m, translator, complete=True)
     await request.app[METER_KEY].finish(m)  # committed before the last byte
-    await resp.write(b"".join(b"data: " + dumps(c) + b"\n\n" for c in final) + DONE)
-    await resp.write_eof()
+    # The closing chunks, [DONE] and the chunked terminator leave in one send.
+    await resp.write_eof(b"".join(b"data: " + dumps(c) + b"\n\n" for c in final) + DONE)
     return resp
 
 

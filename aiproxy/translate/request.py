@@ -124,6 +124,8 @@ REQUEST_EXTENDERS: list[RequestExtender] = []
 def build_gemini_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
     contents, system = build_contents(req.messages)
     if not contents:
+        if not system:
+            raise bad_request("'messages': at least one message must have non-empty content.", param="messages")
         # OpenAI accepts a conversation of only system text; Gemini needs a user turn.
         contents, system = [{"role": "user", "parts": system}], []
     body: dict[str, Any] = {"contents": contents}

@@ -121,6 +121,9 @@ BAD_CONTENT = [
                  id="only-empty-text-part"),
     pytest.param([user([{"type": "text", "text": 5}])], "messages[0].content[0].text", id="text-not-a-string"),
     pytest.param([user([{"type": "hologram"}])], "messages[0].content[0].type", id="unknown-part-type"),
+    # Gemini rejects a turn with no parts ("contents.parts must not be empty"): catch it here.
+    pytest.param([{"role": "system", "content": ""}], "messages", id="only-empty-system"),
+    pytest.param([{"role": "assistant", "content": ""}], "messages", id="only-empty-assistant"),
 ]
 
 

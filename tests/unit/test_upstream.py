@@ -139,6 +139,28 @@ async def test_stream_yields_dicts_and_sends_the_key_only_as_header(canned: Any)
     assert body == b'{"contents":[]}'
 
 
+async def test_events_split_across_reads_long_lines_and_no_final_newline_arrive_whole(canned: Any) -> None:
+    server, client = canned
+    big = {"candidates": [{"content": {"parts": [{"text": "x" * 200_000}]}}]}  # many network reads
+    last = {"candidates": [{"content": {"parts": [{"text": "end"}]}, "finishReason": "STOP"}]}
+    wire = sse(big) + b"data: " + jsonutil.dumps(last)  # no newline after the last event
+
+    async def dribble(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for i in range(0, len(wire), 7001):  # cuts lines and the \r\n pairs apart
+            await resp.write(wire[i:i + 7001])
+            await resp.drain()
+        await resp.write_eof()
+        return resp
+
+    server.answers[STREAM_PATH] = dribble
+    stream = await client.stream_generate("gemini-2.5-pro", b"{}")
+    got = [c async for c in stream]
+    stream.release()
+    assert got == [big, last]
+
+
 @pytest.mark.parametrize(("body", "status"), [
     pytest.param(b"data: {not json\n\n", 502, id="malformed"),
     pytest.param(sse({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}), 503, id="error-event-503"),

@@ -1,0 +1,78 @@
+"""`python -m bench` (`make bench`): the benchmark, its table printed and saved.
+
+Environment (flags override):
+  BENCH_QUICK=1          short smoke run (1 s cells, c=1 and 16, no model latency, 200 streams)
+  BENCH_PROXY_ENV        'K=V K2=V2' extra environment for every proxy process
+  BENCH_FEATURES_ENV     'K=V ...' for a second proxy with ledger/metrics/limits switched on
+                         (e.g. USAGE_DB_URL=... REDIS_URL=...); compared against the plain proxy
+  BENCH_CLIENT_KEY       Bearer key the load generator sends (when client keys are enforced)
+  BENCH_PEER_CMD         shell command starting another OpenAI-compatible gateway for comparison;
+                         {port}, {upstream}, {key} are filled in (also PORT, GEMINI_BASE_URL,
+                         GEMINI_API_KEY in its environment). BENCH_PEER_MODEL: model name it serves.
+  BENCH_WORKERS=N        also measure a proxy started with WORKERS=N (one port, N processes)
+  BENCH_RESULTS_DIR      where the .md and .json go (default bench/results)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.cells import MODEL
+from bench.run import Bench, parse_env_pairs
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _options(argv: list[str] | None) -> dict[str, Any]:
+    env = os.environ
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", default=env.get("BENCH_QUICK", "") not in ("", "0"))
+    p.add_argument("--proxy-env", default=env.get("BENCH_PROXY_ENV", ""))
+    p.add_argument("--features-env", default=env.get("BENCH_FEATURES_ENV", ""))
+    p.add_argument("--client-key", default=env.get("BENCH_CLIENT_KEY") or None)
+    p.add_argument("--peer-cmd", default=env.get("BENCH_PEER_CMD", ""))
+    p.add_argument("--peer-model", default=env.get("BENCH_PEER_MODEL", MODEL))
+    p.add_argument("--workers", type=int, default=int(env.get("BENCH_WORKERS") or 1))
+    p.add_argument("--results-dir", type=Path, default=Path(env.get("BENCH_RESULTS_DIR") or RESULTS))
+    a = p.parse_args(argv)
+    return {"quick": a.quick, "proxy_env": parse_env_pairs(a.proxy_env), "features_env": parse_env_pairs(a.features_env),
+            "client_key": a.client_key, "peer_cmd": a.peer_cmd, "peer_model": a.peer_model, "workers": a.workers,
+            "results_dir": a.results_dir}
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN (a figure not measured) becomes null, so the JSON stays standard."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = _options(argv)
+    result = report.build(Bench(opts).run())
+    table = report.markdown(result)
+    out_dir: Path = opts["results_dir"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "bench-" + datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if opts["quick"] else "")
+    (out_dir / f"{stem}.md").write_text(table)
+    (out_dir / f"{stem}.json").write_text(json.dumps(_json_safe(result), indent=1) + "\n")
+    print(table)
+    print(f"written: {out_dir / stem}.md and .json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""One benchmark run: start the processes, drive every cell, measure memory, return the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+from bench import cells as C
+from bench.procinfo import peak_rss_mb, rss_mb
+from bench.procs import PY, ROOT, UPSTREAM_KEY, Proc, raise_fd_limit, start_emulator, start_peer, start_proxy, start_static
+
+
+def parse_env_pairs(text: str) -> dict[str, str]:
+    """'A=1 B=two' -> {'A': '1', 'B': 'two'} (shell-style quoting allowed)."""
+    import shlex
+
+    out: dict[str, str] = {}
+    for item in shlex.split(text or ""):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def loadgen(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    out = subprocess.run([PY, "-m", "bench.loadgen", json.dumps(spec)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release()}
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("aiohttp", "uvloop", "orjson", "pydantic"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+class Bench:
+    def __init__(self, opts: dict[str, Any]) -> None:
+        self.opts = opts
+        self.quick: bool = opts["quick"]
+        self.warmup = 0.3 if self.quick else 1.0
+        self.duration = 1.0 if self.quick else 4.0
+        self.procs: dict[str, Proc] = {}
+        self.emulator: Proc | None = None
+        self.log: Any = opts.get("log", lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    # --- processes ---------------------------------------------------------------------------
+    def start(self) -> None:
+        raise_fd_limit()
+        self.emulator = start_emulator(C.WORDS, C.CHUNKS)
+        self.procs["proxy"] = start_proxy("proxy", self.emulator.url, self.opts["proxy_env"])
+        if self.opts.get("workers", 1) > 1:  # WORKERS=N processes on one port (issue 4)
+            name = f"proxy-w{self.opts['workers']}"
+            self.procs[name] = start_proxy(name, self.emulator.url,
+                                           {**self.opts["proxy_env"], "WORKERS": str(self.opts["workers"])})
+        if self.opts["features_env"]:
+            self.procs["proxy+features"] = start_proxy(
+                "proxy-features", self.emulator.url, {**self.opts["proxy_env"], **self.opts["features_env"]})
+        if self.opts["peer_cmd"]:
+            self.procs["peer"] = start_peer(self.opts["peer_cmd"], self.emulator.url, self.opts["proxy_env"])
+
+    def stop(self) -> None:
+        for proc in [*self.procs.values(), *([self.emulator] if self.emulator else [])]:
+            proc.stop()
+
+    def _spec(self, target: str, cell: C.Cell, port: int, **extra: Any) -> dict[str, Any]:
+        if target == "direct":
+            req = C.direct_request(cell, UPSTREAM_KEY)
+        else:
+            model = self.opts["peer_model"] if target == "peer" else C.MODEL
+            req = C.gateway_request(cell, self.opts["client_key"], model)
+        return {"host": "127.0.0.1", "port": port, **req, **extra}
+
+    # --- measurements --------------------------------------------------------------------------
+    def loadgen_ceiling(self) -> dict[str, Any]:
+        """The generator against an endpoint that does almost nothing: its own limit."""
+        static = start_static()
+        try:
+            spec = {"host": "127.0.0.1", "port": static.port, "path": "/", "body": "{}", "concurrency": 64,
+                    "warmup": self.warmup, "duration": self.duration, "watch": {"server": static.tree()}}
+            r = loadgen(spec, 60)
+        finally:
+            static.stop()
+        n = max(r["requests"], 1)
+        return {"rps": r["rps"], "loadgen_cpu_us_per_request": r["loadgen_cpu_seconds"] / n * 1e6,
+                "server_cpu_us_per_request": r["cpu_seconds"]["server"] / n * 1e6,
+                "loadgen_ceiling_rps_one_core": n / max(r["loadgen_cpu_seconds"], 1e-9)}
+
+    def warm(self) -> None:
+        """One request of each kind per gateway so lazy imports and pools are in place."""
+        for name, proc in self.procs.items():
+            for mode in ("buffered", "streamed"):
+                cell = C.Cell(mode, C.NO_LATENCY, 1)
+                loadgen({**self._spec(name, cell, proc.port), "concurrency": 1, "warmup": 0, "duration": 0.3}, 30)
+
+    def run_cell(self, cell: C.Cell) -> list[dict[str, Any]]:
+        assert self.emulator is not None
+        targets = [("direct", self.emulator), *self.procs.items()]
+        duration = self.duration * (1.5 if cell.latency.first_byte_ms and cell.concurrency == 1 else 1)
+        runs = []
+        for name, proc in targets:
+            watch = {"target": proc.tree(), "emulator": self.emulator.tree()}
+            spec = self._spec(name, cell, proc.port, concurrency=cell.concurrency, warmup=self.warmup,
+                              duration=duration, watch=watch)
+            r = loadgen(spec, duration + self.warmup + 60)
+            body = r.pop("first_body")
+            runs.append({"cell": {"mode": cell.mode, "latency": cell.latency.name, "concurrency": cell.concurrency,
+                                  "chunks": C.CHUNKS},
+                         "target": name, **r, "target_cpu_seconds": r["cpu_seconds"]["target"],
+                         "emulator_cpu_seconds": r["cpu_seconds"]["emulator"], "sane": _sane(name, cell, body)})
+            self.log(f"  {cell.label:<34} {name:<15} {r['rps']:8.1f} req/s  p50 {r['latency']['p50']:8.3f} ms"
+                     f"  p99 {r['latency']['p99']:8.3f} ms  errors {r['errors']}")
+        return runs
+
+    def open_streams(self, name: str, proc: Proc, count: int) -> dict[str, Any]:
+        """RSS with `count` streams open at once, each having delivered its first chunk."""
+        cell = C.Cell("streamed", C.TRICKLE, 1)
+        spec = {**self._spec(name, cell, proc.port), "mode": "hold", "count": count, "timeout": 60}
+        before = rss_mb(proc.tree())
+        hold = subprocess.Popen([PY, "-m", "bench.loadgen", json.dumps(spec)], cwd=ROOT, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert hold.stdout is not None and hold.stdin is not None
+            line = hold.stdout.readline().split()
+            opened = int(line[1]) if len(line) == 2 and line[0] == "ready" else 0
+            time.sleep(0.5)
+            during = rss_mb(proc.tree())
+            hold.stdin.close()
+            hold.wait(timeout=30)
+        finally:
+            if hold.poll() is None:
+                hold.kill()
+                hold.wait()
+        return {"streams": opened, "asked": count, "before_mb": before, "open_mb": during, "delta_mb": during - before}
+
+    def run(self) -> dict[str, Any]:
+        started = datetime.now(timezone.utc)
+        self.log("measuring the load generator's own ceiling ...")
+        ceiling = self.loadgen_ceiling()
+        self.start()
+        try:
+            memory: dict[str, dict[str, Any]] = {}
+            for name, proc in self.procs.items():
+                memory[name] = {"start_mb": rss_mb(proc.tree())}
+            self.warm()
+            time.sleep(0.5)
+            for name, proc in self.procs.items():
+                memory[name]["idle_mb"] = rss_mb(proc.tree())
+            runs: list[dict[str, Any]] = []
+            for cell in C.all_cells(self.quick):
+                runs.extend(self.run_cell(cell))
+            count = 200 if self.quick else 1000
+            for name, proc in self.procs.items():
+                self.log(f"  holding {count} open streams through {name} ...")
+                memory[name]["open_streams"] = self.open_streams(name, proc, count)
+                memory[name]["peak_mb"] = peak_rss_mb(proc.tree())
+        finally:
+            self.stop()
+        return {
+            "meta": {"date": started.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(),
+                     "quick": self.quick, "warmup_s": self.warmup, "duration_s": self.duration,
+                     "reply_words": C.WORDS, "chunks": C.CHUNKS, "model": C.MODEL,
+                     "loadgen_ceiling": ceiling, "proxy_env": sorted(self.opts["proxy_env"]),
+                     "features_env": sorted(self.opts["features_env"]),
+                     "peer_cmd": self.opts["peer_cmd"] or None},
+            "runs": runs,
+            "memory": memory,
+        }
+
+
+def _sane(target: str, cell: C.Cell, body: str) -> bool:
+    """The first response looked like a full answer (so a fast error page is not a result)."""
+    if target == "direct":
+        return '"candidates"' in body
+    if cell.streamed:
+        return "data: [DONE]" in body and body.count('"content"') >= C.CHUNKS
+    return '"chat.completion"' in body and '"content"' in body
