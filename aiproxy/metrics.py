@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                disable_created_metrics, generate_latest, multiprocess)
 
-from aiproxy.billing.record import UsageRecord
+from aiproxy.billing.record import CLIENT_DISCONNECTED, UsageRecord
 from aiproxy.upstream import UpstreamEvents
 
 disable_created_metrics()  # the *_created series only double the output; nothing here reads them
@@ -154,7 +154,12 @@ def metrics_middleware(access_log: AccessLog | None) -> Any:
             status = exc.status
             raise
         except asyncio.CancelledError:
-            status = 499  # the client went away (nginx's convention)
+            # The client went away (499, nginx's convention), unless it left only after its
+            # whole stream was written and billed (then a later middleware's cleanup was cut).
+            metering = request.get("metering")
+            done = (metering is not None and metering.streamed and metering.finished
+                    and metering.status != CLIENT_DISCONNECTED)
+            status = 200 if done else 499
             raise
         finally:
             elapsed = time.perf_counter() - started
