@@ -165,13 +165,11 @@ async def test_first_byte_timeout_falls_back_and_is_not_retried() -> None:
     client.fallbacks = {"gemini-2.5-pro": ("gemini-3.5-flash",)}
     await client.start()
     try:
-        started = time.monotonic()
-        stream = await client.stream_generate("gemini-2.5-pro", b"{}")
-        assert time.monotonic() - started < 5  # guard: one timeout, not one per retry
+        stream = await asyncio.wait_for(client.stream_generate("gemini-2.5-pro", b"{}"), 10)  # guard only
         assert stream.model == "gemini-3.5-flash"
         assert [c async for c in stream][0]["candidates"][0]["finishReason"] == "STOP"
         stream.release()
-        assert seen == [PRO.replace("?alt=sse", "") , FLASH]
+        assert seen == [PRO, FLASH]  # one attempt on the timed-out model: timeouts are not retried
     finally:
         gate.set()
         await client.close()
