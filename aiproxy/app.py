@@ -19,6 +19,7 @@ from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
 from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
 from aiproxy.modelmap import load_model_map
+from aiproxy.ops import setup_ops
 from aiproxy.upstream import GeminiClient
 
 log = logging.getLogger("aiproxy")
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     install_billing(app, settings, meter)
     _add_routes(app, settings)
     setup_access(app, settings)
+    setup_ops(app, settings)
     return app
 
 

@@ -80,7 +80,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     for check in app[PREFLIGHT_KEY]:
         await check(request, metering, req.output_limit)
 
-    stream = await app[UPSTREAM_KEY].stream_generate(upstream_model, jsonutil.dumps(body))
+    stream = await app[UPSTREAM_KEY].stream_generate(
+        upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
+    metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
     # From here Gemini may spend tokens: the meter records this request however it ends.
     request["metering"] = metering
     translator = StreamTranslator(
