@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     client_body_timeout: float = Field(30.0, gt=0)  # seconds to receive a whole request body
     keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
     max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
+    max_connections: int = Field(4096, ge=1)  # open client connections; more → 503 and closed
 
     # --- reliability & operations (issue 7) ---
     # Retries before the first byte reaches the client: attempts per model beyond the first,

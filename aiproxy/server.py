@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from aiproxy.access.hardening import server_limits
 from aiproxy.appkeys import SETTINGS_KEY
 from aiproxy.config import ConfigError, Settings
+from aiproxy.connlimit import CappedTCPSite
 from aiproxy.lifecycle import serve_until_signalled
 
 log = logging.getLogger("aiproxy")
@@ -40,7 +41,8 @@ async def _serve(app: web.Application, host: str, port: int, *, reuse_port: bool
     except ConfigError:  # a startup check refused (e.g. open proxy on a public address)
         await runner.cleanup()  # closes what the startups before it opened
         raise
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port)
+    site = CappedTCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port,
+                         max_connections=app[SETTINGS_KEY].max_connections)
     try:
         await site.start()
     except OSError:
