@@ -21,6 +21,7 @@ from aiproxy.config import Settings
 from aiproxy.media_fetch import setup_media
 from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
 from aiproxy.modelmap import load_model_map
+from aiproxy.ops import setup_ops
 from aiproxy.upstream import GeminiClient
 
 log = logging.getLogger("aiproxy")
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_media(app, settings)
     _add_routes(app, settings)
     setup_access(app, settings)
+    setup_ops(app, settings)
     return app
 
 

@@ -146,6 +146,37 @@ class Settings(BaseSettings):
     client_body_timeout: float = Field(30.0, gt=0)  # seconds to receive a whole request body
     keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
     max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
+    max_connections: int = Field(4096, ge=1)  # open client connections; more → 503 and closed
+
+    # --- reliability & operations (issue 7) ---
+    # Retries before the first byte reaches the client: attempts per model beyond the first,
+    # full-jitter exponential backoff (base, cap) and the deadline after which no retry starts.
+    # A Retry-After longer than the cap is not waited out: the 429 goes to the client at once.
+    upstream_retries: int = Field(2, ge=0, le=10)
+    upstream_retry_base_delay: float = Field(0.5, ge=0)
+    upstream_retry_max_delay: float = Field(5.0, ge=0)
+    upstream_retry_deadline: float = Field(30.0, ge=0)
+    # Fallback chains on 429/503/first-byte timeout: "gemini-2.5-pro=gemini-3.5-flash,gemini-2.5-flash;..."
+    # (a [fallbacks] table in MODELS_FILE works too; this setting wins per model).
+    model_fallbacks: str = ""
+    # Seconds in-flight requests may take to finish after SIGTERM/SIGINT before they are cut.
+    drain_timeout: float = Field(30.0, ge=0)
+    # Processes serving one port (SO_REUSEPORT); 1 = this process serves.
+    workers: int = Field(1, ge=1, le=256)
+    reuse_port: bool = False  # set by the workers supervisor for its children
+
+    @field_validator("model_fallbacks")
+    @classmethod
+    def _check_fallbacks(cls, value: str) -> str:
+        from aiproxy.retry import parse_fallbacks
+
+        parse_fallbacks(value)
+        return value
+    # --- compatibility (issue 3) ---
+    # How Gemini's thoughts reach clients: `field` as reasoning_content (OpenAI-style clients),
+    # `think-tags` as <think>…</think> at the start of content (Lotti shows only content).
+    # A request may choose per call with the X-Reasoning-Format header.
+    reasoning_format: Literal["field", "think-tags"] = "field"
     # --- media (issue 3) ---
     max_media_bytes: int = Field(15 * 1024 * 1024, ge=1)  # decoded media per request, else 413
     media_fetch_timeout: float = Field(10.0, gt=0)  # seconds to fetch one remote image_url

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from aiproxy.errors import ProxyError
 
@@ -80,6 +80,8 @@ class ChatRequest(BaseModel):
     reasoning_effort: str | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    # Set by the handler, never by the body: render thoughts as <think> tags in content.
+    _think_tags: bool = PrivateAttr(False)
 
     @field_validator("stop")
     @classmethod

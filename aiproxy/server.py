@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import os
 import socket
 import sys
 
@@ -12,9 +12,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from aiproxy.access.hardening import server_limits
-from aiproxy.app import create_app
 from aiproxy.appkeys import SETTINGS_KEY
 from aiproxy.config import ConfigError, Settings
+from aiproxy.connlimit import CappedTCPSite
+from aiproxy.lifecycle import serve_until_signalled
 
 log = logging.getLogger("aiproxy")
 DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy
@@ -28,17 +29,20 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def _serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
+                 drain_timeout: float = 30.0) -> web.AppRunner:
     # handler_cancellation: a client that leaves cancels its handler at once, so the upstream
     # request is dropped and Gemini stops generating tokens nobody will read.
+    # shutdown_timeout: how long aiohttp's graceful shutdown lets running handlers finish.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"),
-                           **server_limits(app[SETTINGS_KEY]))
+                           shutdown_timeout=drain_timeout, **server_limits(app[SETTINGS_KEY]))
     try:
         await runner.setup()
     except ConfigError:  # a startup check refused (e.g. open proxy on a public address)
         await runner.cleanup()  # closes what the startups before it opened
         raise
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=False)
+    site = CappedTCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port,
+                         max_connections=app[SETTINGS_KEY].max_connections)
     try:
         await site.start()
     except OSError:
@@ -56,23 +60,16 @@ def bound_port(runner: web.AppRunner) -> int:
 
 
 async def _run(settings: Settings) -> None:
-    runner = await _serve(create_app(settings), settings.host, settings.port)
-    log.info("aiproxy listening on http://%s:%d (upstream %s)", settings.host, bound_port(runner),
-             settings.gemini_base_url)
-    # SIGTERM (docker stop, systemd) and SIGINT shut down gracefully: in-flight requests finish
-    # and the ledger commits every pending row before the process exits.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-            pass
-    try:
-        await stop.wait()
-        log.info("shutting down: finishing requests and flushing the usage ledger")
-    finally:
-        await runner.cleanup()
+    # Imported here: a WORKERS>1 supervisor never builds an app (nor creates metrics before
+    # PROMETHEUS_MULTIPROC_DIR exists); only its workers do.
+    from aiproxy.app import create_app
+
+    app = create_app(settings)
+    runner = await _serve(app, settings.host, settings.port, reuse_port=settings.reuse_port,
+                          drain_timeout=settings.drain_timeout)
+    url = f"http://{settings.host}:{bound_port(runner)}"
+    log.info("aiproxy listening on %s (upstream %s, pid %d)", url, settings.gemini_base_url, os.getpid())
+    await serve_until_signalled(app, runner, settings.drain_timeout, f"serving on {url}")
 
 
 async def _run_demo(settings: Settings) -> None:
@@ -93,6 +90,10 @@ async def _run_demo(settings: Settings) -> None:
 
 
 def serve(settings: Settings, demo: bool = False) -> None:
+    if settings.workers > 1 and not demo:
+        from aiproxy.workers import supervise
+
+        raise SystemExit(supervise(settings))
     _use_uvloop()
     try:
         asyncio.run(_run_demo(settings) if demo else _run(settings))

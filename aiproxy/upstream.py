@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator
+import math
+import time
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import aiohttp
 
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
+from aiproxy.retry import FALLBACK_STATUSES, RETRY_STATUSES, Fallbacks, RetryPolicy, model_chain, upstream_retry_after
 
 log = logging.getLogger("aiproxy.upstream")
 
@@ -33,17 +36,9 @@ class UpstreamStreamError(Exception):
 
 
 def _retry_after(body: dict[str, Any], headers: Any) -> str | None:
-    value = headers.get("Retry-After")
-    if value:
-        return value
-    for detail in body.get("error", {}).get("details") or ():
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return str(max(1, round(float(delay[:-1]))))
-            except ValueError:
-                return None
-    return None
+    """The Retry-After to pass on to the client: whole seconds, at least 1."""
+    seconds = upstream_retry_after(body, headers)
+    return None if seconds is None else str(max(1, math.ceil(seconds)))
 
 
 def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: str = "") -> ProxyError:
@@ -75,8 +70,46 @@ def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: 
     return ProxyError(502, f"Gemini failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
 
 
+class UpstreamEvents:
+    """What the client reports about its attempts; the metrics module overrides these no-ops.
+
+    Kept as plain method calls (no logging formatting, no allocation) since they run per attempt.
+    """
+
+    def latency(self, model: str, seconds: float) -> None:
+        """Time from sending a request to Gemini's status line."""
+
+    def retry(self, model: str, reason: str) -> None:
+        """Another attempt on the same model after `reason` (a status code or "connect")."""
+
+    def fallback(self, from_model: str, to_model: str, reason: str) -> None:
+        """The next model of the fallback chain is tried after `reason`."""
+
+    def failure(self, model: str, reason: str) -> None:
+        """An attempt failed before the first byte (`reason`: status code, "timeout", "connect")."""
+
+
+class _AttemptFailed(Exception):
+    """One attempt failed before the first byte; carries what the retry loop decides on."""
+
+    def __init__(self, error: ProxyError, reason: str, retryable: bool, fallback: bool,
+                 retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reason = reason
+        self.retryable = retryable
+        self.fallback = fallback
+        self.retry_after = retry_after
+
+
 class GeminiClient:
-    """Holds the process-wide session; every call is a coroutine over plain JSON."""
+    """Holds the process-wide session; every call is a coroutine over plain JSON.
+
+    Timeouts: `connect_timeout` for the TCP/TLS connect, `first_byte_timeout` until Gemini's
+    status line, then `idle_timeout` as the longest silence between two reads of the body (set on
+    the connection once the headers are in, so the hot per-chunk path pays nothing extra: aiohttp
+    re-arms its read timer on every received packet anyway).
+    """
 
     def __init__(
         self,
@@ -89,16 +122,20 @@ class GeminiClient:
     ) -> None:
         self.base = f"{base_url.rstrip('/')}/{API_VERSION}"
         self._key = api_key
+        self._connect_timeout = connect_timeout
         self._first_byte_timeout = first_byte_timeout
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=idle_timeout)
+        self._idle_timeout = idle_timeout
         self._session: aiohttp.ClientSession | None = None
+        # Set by setup_reliability from the settings; the defaults make one attempt only.
+        self.retry_policy = RetryPolicy(retries=0)
+        self.fallbacks: Fallbacks = {}
+        self.events = UpstreamEvents()
 
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._timeout,
                 headers={"x-goog-api-key": self._key, "Content-Type": "application/json"},
                 json_serialize=jsonutil.dumps_str,
                 # No cookie jar: Gemini sets none we need, and one shared jar would carry a
@@ -113,43 +150,114 @@ class GeminiClient:
             self._session = None
 
     @property
+    def is_open(self) -> bool:
+        """For readiness: the session exists and has not been closed."""
+        return self._session is not None and not self._session.closed
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("GeminiClient.start() was not awaited")
         return self._session
 
-    async def _open(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        """Send the request and wait for the status line; map failures before the first byte."""
+    async def _attempt(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None,
+                       model: str) -> aiohttp.ClientResponse:
+        """One request up to Gemini's status line; failures become `_AttemptFailed`."""
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(self._first_byte_timeout):
-                resp = await self.session.request(method, url, data=body, headers=headers)
-        except TimeoutError:
-            raise ProxyError(504, "Gemini did not answer in time.", type="api_error", code="upstream_timeout") from None
+            timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout,
+                                            sock_connect=self._connect_timeout, sock_read=self._first_byte_timeout)
+            resp = await self.session.request(method, url, data=body, headers=headers, timeout=timeout)
+        except TimeoutError:  # aiohttp's connect and first-byte (sock_read) timeouts
+            err = ProxyError(504, "Gemini did not answer in time.", type="api_error", code="upstream_timeout")
+            raise _AttemptFailed(err, "timeout", retryable=False, fallback=True) from None
         except aiohttp.ClientError as exc:
             log.warning("upstream connection failed: %s", type(exc).__name__)
-            raise ProxyError(502, "Could not reach Gemini.", type="api_error", code="upstream_unreachable") from None
-        if resp.status != 200:
-            try:
-                raw = await resp.read()
-                body_json = jsonutil.loads(raw) if raw else {}
-                if not isinstance(body_json, dict):
-                    body_json = body_json[0] if isinstance(body_json, list) and body_json else {}
-            except Exception:
-                body_json = {}
-            finally:
-                resp.release()
-            raise map_upstream_error(resp.status, body_json, resp.headers, self._key)
-        return resp
+            err = ProxyError(502, "Could not reach Gemini.", type="api_error", code="upstream_unreachable")
+            raise _AttemptFailed(err, "connect", retryable=True, fallback=False) from None
+        if resp.status == 200 or resp.status in RETRY_STATUSES:
+            # Not for 400/404: a client-chosen bogus model name must not become a metric label.
+            self.events.latency(model, time.monotonic() - started)
+        if resp.status == 200:
+            conn = resp.connection
+            if conn is not None and conn.protocol is not None:
+                conn.protocol.read_timeout = self._idle_timeout  # from now on: the idle gap
+                conn.protocol.start_timeout()  # re-arm now, or a stall right after the headers waits the old timer
+            return resp
+        try:
+            raw = await resp.read()
+            body_json = jsonutil.loads(raw) if raw else {}
+            if not isinstance(body_json, dict):
+                body_json = body_json[0] if isinstance(body_json, list) and body_json else {}
+        except Exception:
+            body_json = {}
+        finally:
+            resp.release()
+        status = resp.status
+        raise _AttemptFailed(map_upstream_error(status, body_json, resp.headers, self._key), str(status),
+                             retryable=status in RETRY_STATUSES, fallback=status in FALLBACK_STATUSES,
+                             retry_after=upstream_retry_after(body_json, resp.headers) if status in RETRY_STATUSES else None)
 
-    async def stream_generate(self, model: str, body: bytes, headers: dict[str, str] | None = None) -> "GeminiStream":
-        url = f"{self.base}/models/{model}:streamGenerateContent?alt=sse"
-        resp = await self._open("POST", url, body, headers)
-        return GeminiStream(resp)
+    async def _open(self, method: str, models: Sequence[str], url_for: Callable[[str], str],
+                    body_for: Callable[[str], bytes | None], headers: dict[str, str] | None = None,
+                    ) -> tuple[aiohttp.ClientResponse, str]:
+        """Try each model of the chain, retrying each per the policy; the response and its model.
+
+        Runs entirely before the first byte reaches the client, which is what makes a retry safe.
+        Raises the last attempt's ProxyError when every model and retry is used up.
+        """
+        policy = self.retry_policy
+        deadline = time.monotonic() + policy.deadline
+        failure: _AttemptFailed | None = None
+        for index, model in enumerate(models):
+            url, body = url_for(model), body_for(model)
+            attempt = 0
+            while True:
+                try:
+                    return await self._attempt(method, url, body, headers, model), model
+                except _AttemptFailed as exc:
+                    failure = exc
+                if failure.retryable or failure.fallback:  # bounded labels, as above
+                    self.events.failure(model, failure.reason)
+                if not failure.retryable or attempt >= policy.retries:
+                    break
+                wait = policy.delay(attempt, failure.retry_after)
+                if wait is None or time.monotonic() + wait > deadline:
+                    break
+                self.events.retry(model, failure.reason)
+                await asyncio.sleep(wait)
+                attempt += 1
+            if not failure.fallback or index + 1 >= len(models) or time.monotonic() >= deadline:
+                break
+            log.warning("model %s failed (%s); falling back to %s", model, failure.reason, models[index + 1])
+            self.events.fallback(model, models[index + 1], failure.reason)
+        assert failure is not None
+        raise failure.error
+
+    async def stream_generate(self, model: str, body: bytes, headers: dict[str, str] | None = None,
+                              body_for: Callable[[str], bytes] | None = None) -> "GeminiStream":
+        """Open a streamed generation for `model` or, on 429/503/timeout, its fallbacks.
+
+        `body_for(model)` rebuilds the request for a fallback model (thinking settings differ by
+        model family); without it the same body is sent. `GeminiStream.model` is the model used.
+        """
+        chain = model_chain(model, self.fallbacks)
+
+        def build(m: str) -> bytes:
+            return body if m == model or body_for is None else body_for(m)
+
+        resp, used = await self._open("POST", chain, self._stream_url, build, headers)
+        return GeminiStream(resp, used)
+
+    def _stream_url(self, model: str) -> str:
+        return f"{self.base}/models/{model}:streamGenerateContent?alt=sse"
 
     async def call_json(self, method: str, path: str, body: Any = None) -> Any:
         """A non-streaming call (models, embeddings, countTokens): parsed JSON or ProxyError."""
         data = jsonutil.dumps(body) if body is not None else None
-        resp = await self._open(method, f"{self.base}/{path}", data)
+        url = f"{self.base}/{path}"
+        resp, _ = await self._open(method, (path.partition(":")[0].removeprefix("models/"),),
+                                   lambda _m: url, lambda _m: data)
         try:
             return jsonutil.loads(await resp.read())
         except (aiohttp.ClientError, jsonutil.JSONDecodeError):
@@ -161,10 +269,11 @@ class GeminiClient:
 class GeminiStream:
     """Async iterator of Gemini response chunks (dicts) from one SSE response."""
 
-    __slots__ = ("_resp",)
+    __slots__ = ("_resp", "model")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, model: str = "") -> None:
         self._resp = resp
+        self.model = model  # the model that answered (a fallback when the requested one failed)
 
     def close(self) -> None:
         """Drop the connection: used when the client leaves so Gemini stops generating."""

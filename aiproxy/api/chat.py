@@ -72,6 +72,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = parse_chat_request(await read_json(request))
     await prepare_media(request, req)  # remote images inlined, media size limit (413)
     upstream_model = app[MODELS_KEY].resolve_chat(req.model)
+    req._think_tags = reasoning_as_think_tags(request)
     body = build_gemini_request(req, upstream_model)
     metering = Metering(
         request_id=request["request_id"], user=req.billing_user, requested_model=req.model,
@@ -81,12 +82,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     for check in app[PREFLIGHT_KEY]:
         await check(request, metering, req.output_limit)
 
-    stream = await app[UPSTREAM_KEY].stream_generate(upstream_model, jsonutil.dumps(body))
+    stream = await app[UPSTREAM_KEY].stream_generate(
+        upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
+    metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
     # From here Gemini may spend tokens: the meter records this request however it ends.
     request["metering"] = metering
     translator = StreamTranslator(
         completion_id="chatcmpl-" + os.urandom(12).hex(), created=int(time.time()), model=req.model,
-        include_usage=req.include_usage, think_tags=reasoning_as_think_tags(request),
+        include_usage=req.include_usage, think_tags=req._think_tags,
+        max_tool_calls=1 if req.parallel_tool_calls is False else None,
     )
     try:
         if req.stream:

@@ -98,6 +98,11 @@ class GroupCommit:
         self._pending: list[tuple[UsageRecord, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    @property
+    def depth(self) -> int:
+        """Rows waiting for the next commit (the write under way not included); for /metrics."""
+        return len(self._pending)
+
     async def submit(self, rec: UsageRecord) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((rec, fut))

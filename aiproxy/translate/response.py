@@ -11,15 +11,11 @@ from typing import Any, Callable
 
 from aiproxy.jsonutil import dumps_str
 from aiproxy.translate.finish import openai_finish_reason
+from aiproxy.translate.tools import tool_call_id as default_tool_call_id
 from aiproxy.translate.logprobs import attach_logprobs, fold_logprobs, folded_logprobs
 from aiproxy.translate.usage import openai_usage
 
 Chunk = dict[str, Any]
-
-
-def default_tool_call_id(part: dict[str, Any], call: dict[str, Any], seq: int, completion_id: str) -> str:
-    """A unique, stable id per call; replaced by aiproxy.translate.tools to carry signatures."""
-    return f"call_{completion_id[-12:]}_{seq}"
 
 
 ToolCallIdFn = Callable[[dict[str, Any], dict[str, Any], int, str], str]
@@ -41,7 +37,8 @@ class StreamTranslator:
     """Stateful per response: feed Gemini chunks in order, then call `finish()` once."""
 
     __slots__ = ("_base", "_include_usage", "_think_tags", "_choices", "_id_fn", "completion_id",
-                 "usage_metadata", "block_reason", "model_version", "response_id", "first_output")
+                 "usage_metadata", "block_reason", "model_version", "response_id", "first_output",
+                 "_max_calls")
 
     def __init__(
         self,
@@ -52,6 +49,7 @@ class StreamTranslator:
         include_usage: bool = False,
         think_tags: bool = False,
         tool_call_id: ToolCallIdFn = default_tool_call_id,
+        max_tool_calls: int | None = None,
     ) -> None:
         self.completion_id = completion_id
         self._base: Chunk = {
@@ -67,6 +65,7 @@ class StreamTranslator:
         self._think_tags = think_tags
         self._choices: dict[int, _Choice] = {}
         self._id_fn = tool_call_id
+        self._max_calls = max_tool_calls  # 1 when the client sent parallel_tool_calls: false
         self.usage_metadata: dict[str, Any] | None = None
         self.block_reason: str | None = None
         self.model_version: str | None = None
@@ -143,15 +142,21 @@ class StreamTranslator:
                 if st.thinking:
                     st.thinking = False
                     text.append("</think>")
-                fc = part["functionCall"]
                 seq = st.tool_calls
+                if self._max_calls is not None and seq >= self._max_calls:
+                    continue
+                fc = part["functionCall"]
                 st.tool_calls += 1
-                calls.append({
+                call = {
                     "index": seq,
                     "id": self._id_fn(part, fc, seq, self.completion_id),
                     "type": "function",
                     "function": {"name": fc.get("name", ""), "arguments": _json_args(fc.get("args"))},
-                })
+                }
+                signature = part.get("thoughtSignature")
+                if signature:
+                    call["extra_content"] = {"google": {"thought_signature": signature}}
+                calls.append(call)
         delta: dict[str, Any] = {}
         if thoughts:
             delta["reasoning_content"] = "".join(thoughts)
@@ -216,8 +221,10 @@ class ChunkFolder:
             for call in delta.get("tool_calls") or ():
                 prev = acc["calls"].get(call["index"])
                 if prev is None:
-                    acc["calls"][call["index"]] = {"id": call["id"], "type": "function",
-                                                   "function": dict(call["function"])}
+                    acc["calls"][call["index"]] = prev = {"id": call["id"], "type": "function",
+                                                          "function": dict(call["function"])}
+                    if "extra_content" in call:
+                        prev["extra_content"] = call["extra_content"]
                 else:
                     prev["function"]["arguments"] += call["function"].get("arguments", "")
             fold_logprobs(acc, choice)

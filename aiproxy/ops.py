@@ -1,0 +1,94 @@
+"""setup_ops(app, settings): retries and fallbacks, readiness and lifecycle, metrics, JSON access log.
+
+One entry point so `create_app` needs one line for all of issue 7's wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from aiproxy.appkeys import LEDGER_KEY, METER_KEY, UPSTREAM_KEY
+from aiproxy.billing.ledger import PENDING
+from aiproxy.config import Settings
+from aiproxy.lifecycle import READY_CHECKS_KEY, setup_lifecycle
+from aiproxy.metrics import QUEUE_PROBE_KEY, MetricsEvents, observe_record, setup_metrics
+from aiproxy.modelmap import DEFAULT_MODELS_FILE
+from aiproxy.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
+
+log = logging.getLogger("aiproxy")
+
+UPSTREAM_MODEL_HEADER = "X-Upstream-Model"
+
+
+def load_fallbacks(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Shipped models file, then the operator's MODELS_FILE, then MODEL_FALLBACKS (later wins)."""
+    sources = [fallbacks_from_toml(DEFAULT_MODELS_FILE)]
+    if settings.models_file is not None:
+        sources.append(fallbacks_from_toml(settings.models_file))
+    sources.append(parse_fallbacks(settings.model_fallbacks))
+    return merge_fallbacks(*sources)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(retries=settings.upstream_retries, base_delay=settings.upstream_retry_base_delay,
+                       max_delay=settings.upstream_retry_max_delay, deadline=settings.upstream_retry_deadline)
+
+
+async def add_upstream_model_header(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: which Gemini model answered (differs from the request after a fallback)."""
+    metering = request.get("metering")
+    if metering is not None:
+        response.headers[UPSTREAM_MODEL_HEADER] = metering.upstream_model
+
+
+def setup_ops(app: web.Application, settings: Settings) -> None:
+    client = app[UPSTREAM_KEY]
+    client.retry_policy = retry_policy(settings)
+    client.fallbacks = load_fallbacks(settings)
+    client.events = MetricsEvents()
+    for line in chains_text(client.fallbacks):
+        log.info("model fallback: %s", line)
+    app.on_response_prepare.append(add_upstream_model_header)
+    app[METER_KEY].hooks.append(observe_record)
+    setup_lifecycle(app)
+    access_log = None
+    if settings.log_format == "json":
+        from aiproxy.jsonlog import json_access_log
+
+        access_log = json_access_log
+    setup_metrics(app, access_log)
+    _watch_dependencies(app, settings)
+
+
+def _watch_dependencies(app: web.Application, settings: Settings) -> None:
+    """Readiness checks and queue gauges for the ledger and Redis, when the app has them."""
+    ledger = app.get(LEDGER_KEY)
+    if ledger is not None:
+        app[READY_CHECKS_KEY]["ledger"] = ledger.ping
+        commits = getattr(ledger, "_commits", None)  # both backends group-commit through GroupCommit
+
+        async def queue_probe() -> tuple[int | None, int | None]:
+            pending = len(await ledger.charges(PENDING)) if settings.credits_enabled else None
+            return (commits.depth if commits is not None else None), pending
+
+        app[QUEUE_PROBE_KEY].append(queue_probe)
+    if settings.redis_url:
+        app.cleanup_ctx.append(_redis_ping(settings.redis_url))
+
+
+def _redis_ping(url: str) -> Any:
+    """A small client of its own for /health/ready, so readiness never waits behind limiter traffic."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        app[READY_CHECKS_KEY]["redis"] = client.ping
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return ctx
