@@ -6,7 +6,8 @@ proto of `responseSchema`), so `additionalProperties`, `$ref`/`$defs`, `anyOf`, 
 generators emit it, it is a pure annotation, and Gemini's schema fields have been seen rejecting
 it ("Unknown name \"$schema\""). Everything else is sent as given: unsupported keywords are
 ignored by Gemini, so stripping more would only lose constraints. `strict` needs no mapping:
-Gemini always decodes against the schema it is given.
+Gemini always decodes against the schema it is given. Models older than 2.5 lack
+`responseJsonSchema`; they get `responseSchema` through the tools sanitizer (OpenAPI subset).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from aiproxy.errors import bad_request
 from aiproxy.openai_types import ChatRequest
 from aiproxy.translate.request import REQUEST_EXTENDERS
+from aiproxy.translate.schema import sanitize_schema
+from aiproxy.translate.tools import _uses_json_schema as takes_json_schema
 
 DROPPED_SCHEMA_KEYS = frozenset({"$schema"})
 
@@ -41,7 +44,7 @@ def _invalid(detail: str, param: str = "response_format") -> Exception:
     return bad_request(f"Invalid value for '{param}': {detail}", param=param)
 
 
-def response_format_config(fmt: dict[str, Any] | None) -> dict[str, Any]:
+def response_format_config(fmt: dict[str, Any] | None, model: str = "gemini-2.5-flash") -> dict[str, Any]:
     """generationConfig fields for an OpenAI `response_format` (empty for text / absent)."""
     if fmt is None:
         return {}
@@ -65,11 +68,14 @@ def response_format_config(fmt: dict[str, Any] | None) -> dict[str, Any]:
         raise _invalid("`schema` must be a JSON Schema object.", "response_format.json_schema.schema")
     if "strict" in spec and not isinstance(spec["strict"], bool):
         raise _invalid("`strict` must be a boolean.", "response_format.json_schema.strict")
+    if not takes_json_schema(model):
+        return {"responseMimeType": "application/json",
+                "responseSchema": sanitize_schema(schema, "response_format.json_schema.schema")}
     return {"responseMimeType": "application/json", "responseJsonSchema": gemini_json_schema(schema)}
 
 
-def _extend(req: ChatRequest, _model: str, body: dict[str, Any]) -> None:
-    fields = response_format_config(req.response_format)
+def _extend(req: ChatRequest, model: str, body: dict[str, Any]) -> None:
+    fields = response_format_config(req.response_format, model)
     if fields:
         body.setdefault("generationConfig", {}).update(fields)
 

@@ -153,3 +153,13 @@ def test_folded_message_without_logprobs_keeps_null() -> None:
     for c in t.feed({"candidates": [{"index": 0, "content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"}]}) + t.finish():
         folder.add(c)
     assert folder.result()["choices"][0]["logprobs"] is None
+
+
+def test_model_without_response_json_schema_gets_sanitized_response_schema() -> None:
+    req = parse_chat_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": {
+        "type": "json_schema", "json_schema": {"name": "P", "schema": SCHEMA}}})
+    cfg = build_gemini_request(req, "gemini-2.0-flash")["generationConfig"]
+    assert "responseJsonSchema" not in cfg and cfg["responseMimeType"] == "application/json"
+    tags = cfg["responseSchema"]["properties"]["tags"]
+    assert "additionalProperties" not in cfg["responseSchema"] and "$ref" not in tags["items"]
+    assert tags["items"]["properties"]["v"] == {"type": "string", "nullable": True}
