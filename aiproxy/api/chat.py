@@ -48,14 +48,16 @@ async def read_json(request: web.Request) -> Any:
         raise ProxyError(400, "The request body is not valid JSON.", code="invalid_json") from None
 
 
-def prompt_chars(body: dict[str, Any]) -> int:
-    """Characters of prompt text, for the token estimate when Gemini never reports usage."""
+def prompt_chars(req: ChatRequest) -> int:
+    """Characters of prompt text, for token estimates (rate limits, and usage when Gemini never
+    reports it). Read from the request so it is known before media are fetched."""
     total = 0
-    for part in body.get("systemInstruction", {}).get("parts", ()):
-        total += len(part.get("text", ""))
-    for content in body["contents"]:
-        for part in content["parts"]:
-            total += len(part.get("text", ""))
+    for msg in req.messages:
+        content = msg.content
+        if isinstance(content, str):
+            total += len(content)
+        elif content:
+            total += sum(len(p.get("text") or "") for p in content if p["type"] == "text")
     return total
 
 
@@ -70,17 +72,18 @@ def reasoning_as_think_tags(request: web.Request) -> bool:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     req = parse_chat_request(await read_json(request))
-    await prepare_media(request, req)  # remote images inlined, media size limit (413)
     upstream_model = app[MODELS_KEY].resolve_chat(req.model)
     req._think_tags = reasoning_as_think_tags(request)
-    body = build_gemini_request(req, upstream_model)
     metering = Metering(
         request_id=request["request_id"], user=req.billing_user, requested_model=req.model,
-        upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(body),
+        upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
     )
     request["chat_request"] = req
+    # Limits, budgets and credits first: a refused client must not make the proxy fetch images.
     for check in app[PREFLIGHT_KEY]:
         await check(request, metering, req.output_limit)
+    await prepare_media(request, req)  # remote images inlined, media size limit (413)
+    body = build_gemini_request(req, upstream_model)
 
     stream = await app[UPSTREAM_KEY].stream_generate(
         upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))

@@ -18,7 +18,7 @@ from aiproxy.errors import bad_request
 from aiproxy.openai_types import ChatRequest
 from aiproxy.translate.request import REQUEST_EXTENDERS
 from aiproxy.translate.schema import sanitize_schema
-from aiproxy.translate.tools import _uses_json_schema as takes_json_schema
+from aiproxy.translate.tools import takes_json_schema
 
 DROPPED_SCHEMA_KEYS = frozenset({"$schema"})
 

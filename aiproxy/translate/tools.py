@@ -59,7 +59,7 @@ def tool_call_id(part: dict[str, Any], call: dict[str, Any], seq: int, completio
 
 # ---- request side --------------------------------------------------------------------------
 
-def _uses_json_schema(model: str) -> bool:
+def takes_json_schema(model: str) -> bool:
     """2.5 and later accept `parametersJsonSchema` (plain JSON Schema, no sanitizing needed)."""
     return model.startswith(("gemini-2.5", "gemini-3"))
 
@@ -82,7 +82,7 @@ def function_declarations(req: ChatRequest, model: str) -> list[dict[str, Any]]:
             if not isinstance(params, dict):
                 raise bad_request(f"Invalid value for '{param}.function.parameters': expected an object.",
                                   param=f"{param}.function.parameters")
-            if _uses_json_schema(model):
+            if takes_json_schema(model):
                 decl["parametersJsonSchema"] = {k: v for k, v in params.items() if k != "$schema"}
             elif params.get("properties"):
                 decl["parameters"] = sanitize_schema(params, f"{param}.function.parameters")

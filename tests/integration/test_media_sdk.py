@@ -186,3 +186,21 @@ async def test_remote_image_timeout_is_a_400_saying_it_could_not_be_fetched() ->
     finally:
         await server.close()
     assert info.value.status == 400 and "could not be fetched" in info.value.message
+
+
+async def test_rate_limited_client_does_not_make_the_proxy_fetch_images(proxy_factory: Any, image_server: Any,
+                                                                         http: Any) -> None:
+    """Limits run before media are fetched: a refused key cannot use the proxy as a fetcher."""
+    from tests.access.conftest import add_key, bearer
+
+    proxy = await proxy_factory(media_fetch_allow_private=True)
+    key, _ = await add_key(proxy, rpm=1)
+    url = str(image_server.make_url("/cat.png"))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Describe"}, {"type": "image_url", "image_url": {"url": url}}]}]}
+    async with http.post(proxy.make_url("/v1/chat/completions"), json=body, headers=bearer(key)) as resp:
+        assert resp.status == 200
+    assert image_server.handler.requests_count == 1
+    async with http.post(proxy.make_url("/v1/chat/completions"), json=body, headers=bearer(key)) as resp:
+        assert resp.status == 429
+    assert image_server.handler.requests_count == 1
