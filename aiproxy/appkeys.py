@@ -25,5 +25,10 @@ MODELS_KEY: web.AppKey["ModelMap"] = web.AppKey("models")
 METER_KEY: web.AppKey["Meter"] = web.AppKey("meter")
 PREFLIGHT_KEY: web.AppKey[list[Preflight]] = web.AppKey("preflight")
 STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("state")  # small mutable app state (caches)
+
+# Per-request slots (aiohttp RequestKey: typed, and no clash between modules' names).
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
+METERING_KEY: web.RequestKey["Metering"] = web.RequestKey("metering")  # set once Gemini may spend tokens
+CHAT_REQUEST_KEY: web.RequestKey[Any] = web.RequestKey("chat_request")  # the validated ChatRequest
 LEDGER_KEY: web.AppKey["Ledger"] = web.AppKey("ledger")  # usage rows and the charge outbox
 CREDITS_KEY: web.AppKey["CreditGate | None"] = web.AppKey("credits")  # None: billing off

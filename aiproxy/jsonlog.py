@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aiproxy.appkeys import METERING_KEY, REQUEST_ID_KEY
 from aiproxy import jsonutil
 from aiproxy.metrics import current_request
 
@@ -31,8 +32,8 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request = current_request.get()
         if request is not None and not hasattr(record, "request_id"):
-            record.request_id = request.get("request_id")
-            metering = request.get("metering")
+            record.request_id = request.get(REQUEST_ID_KEY)
+            metering = request.get(METERING_KEY)
             if metering is not None:
                 record.user = metering.user
                 record.model = metering.requested_model

@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                disable_created_metrics, generate_latest, multiprocess)
 
+from aiproxy.appkeys import METERING_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, UsageRecord
 from aiproxy.upstream import UpstreamEvents
 
@@ -156,7 +157,7 @@ def metrics_middleware(access_log: AccessLog | None) -> Any:
         except asyncio.CancelledError:
             # The client went away (499, nginx's convention), unless it left only after its
             # whole stream was written and billed (then a later middleware's cleanup was cut).
-            metering = request.get("metering")
+            metering = request.get(METERING_KEY)
             done = (metering is not None and metering.streamed and metering.finished
                     and metering.status != CLIENT_DISCONNECTED)
             status = 200 if done else 499
@@ -165,7 +166,7 @@ def metrics_middleware(access_log: AccessLog | None) -> Any:
             elapsed = time.perf_counter() - started
             if chat:
                 INFLIGHT.dec()
-            metering = request.get("metering")
+            metering = request.get(METERING_KEY)
             model = metering.upstream_model if metering is not None else "-"
             _requests(route, model, str(status)).inc()
             _request_seconds(route).observe(elapsed)

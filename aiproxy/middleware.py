@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aiproxy.appkeys import REQUEST_ID_KEY
 from aiproxy.errors import ProxyError
 
 log = logging.getLogger("aiproxy")
@@ -26,13 +27,13 @@ def request_id_for(request: web.Request) -> str:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    request["request_id"] = request_id_for(request)
+    request[REQUEST_ID_KEY] = request_id_for(request)
     return await handler(request)
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: also reaches streamed responses, whose headers go out early."""
-    rid = request.get("request_id")
+    rid = request.get(REQUEST_ID_KEY)
     if rid:
         response.headers["X-Request-ID"] = rid
 
@@ -61,6 +62,6 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     except Exception:
-        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request.get("request_id"))
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request.get(REQUEST_ID_KEY))
         return ProxyError(500, "The server had an error while processing your request.", type="server_error",
                           code="internal_error").response()

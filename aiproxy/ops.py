@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.appkeys import LEDGER_KEY, METER_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, UPSTREAM_KEY
 from aiproxy.billing.ledger import PENDING
 from aiproxy.config import Settings
 from aiproxy.lifecycle import READY_CHECKS_KEY, setup_lifecycle
@@ -39,7 +39,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 async def add_upstream_model_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: which Gemini model answered (differs from the request after a fallback)."""
-    metering = request.get("metering")
+    metering = request.get(METERING_KEY)
     if metering is not None:
         response.headers[UPSTREAM_MODEL_HEADER] = metering.upstream_model
 

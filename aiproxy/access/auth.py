@@ -14,11 +14,12 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy.access.keys import KeyCache, KeyRecord
+from aiproxy.appkeys import CHAT_REQUEST_KEY
 from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError
 
-KEY_RECORD = "access_key"  # request slot: the authenticated KeyRecord
-ADMIN_FLAG = "access_admin"  # request slot: True when the caller may use admin routes
+KEY_RECORD: web.RequestKey[Any] = web.RequestKey("access_key")  # request slot: the authenticated KeyRecord
+ADMIN_FLAG: web.RequestKey[bool] = web.RequestKey("access_admin", bool)  # request slot: True when the caller may use admin routes
 
 _API_ROOTS = ("/chat/completions", "/models", "/embeddings", "/usage", "/admin")
 
@@ -77,7 +78,7 @@ async def authenticate(request: web.Request, keys: KeyCache, admin_token: str) -
 
 def claimed_end_user(request: web.Request, metering: Metering) -> str | None:
     """What the body said the user was (`user_id` or `user`), kept only as a label."""
-    req: Any = request.get("chat_request")
+    req: Any = request.get(CHAT_REQUEST_KEY)
     if req is not None:
         return getattr(req, "user_id", None) or getattr(req, "user", None)
     return metering.end_user or (metering.user if metering.user != "anonymous" else None)

@@ -23,7 +23,7 @@ from aiproxy import jsonutil
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
 
-JSON_BODY = "json_body"  # request slot: the parsed body, so the handler does not parse it again
+JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body")  # request slot: the parsed body, so the handler does not parse it again
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

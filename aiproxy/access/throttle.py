@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from aiproxy.appkeys import REQUEST_ID_KEY
 from aiproxy.access.auth import KEY_RECORD
 from aiproxy.access.keys import KeyRecord
 from aiproxy.access.limits import LimitState, Limits, RateLimiter
@@ -27,8 +28,8 @@ from aiproxy.errors import ProxyError
 
 log = logging.getLogger("aiproxy.access")
 
-STATE_SLOT = "ratelimit_state"
-LEASE_SLOT = "stream_lease"
+STATE_SLOT: web.RequestKey[Any] = web.RequestKey("ratelimit_state")
+LEASE_SLOT: web.RequestKey[Any] = web.RequestKey("stream_lease")
 WARN_EVERY = 60.0  # seconds between "Redis unreachable" warnings
 
 
@@ -97,10 +98,10 @@ class Throttle:
         if not state.allowed:
             raise self._refusal(state)
         if limits.tpm:
-            self.estimates[request["request_id"]] = (rec.id, limits, min(tokens, limits.tpm))
+            self.estimates[request[REQUEST_ID_KEY]] = (rec.id, limits, min(tokens, limits.tpm))
 
     async def _open_stream(self, request: web.Request, rec: KeyRecord) -> None:
-        lease = request["request_id"] + ":" + secrets.token_hex(8)
+        lease = request[REQUEST_ID_KEY] + ":" + secrets.token_hex(8)
         try:
             ok = await self.limiter.open_stream(rec.id, rec.max_streams or 0, lease)
         except LimiterUnavailable as exc:
@@ -142,7 +143,7 @@ class Throttle:
         lease = request.get(LEASE_SLOT)
         if lease is not None:
             await self.limiter.close_stream(*lease)
-        charged = self.estimates.pop(request.get("request_id", ""), None)
+        charged = self.estimates.pop(request.get(REQUEST_ID_KEY, ""), None)
         if charged is not None:
             key_id, limits, estimate = charged
             await self._adjust(key_id, limits, -estimate)

@@ -15,7 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy import jsonutil
-from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import (
+    CHAT_REQUEST_KEY,
+    METERING_KEY,
+    METER_KEY,
+    MODELS_KEY,
+    PREFLIGHT_KEY,
+    REQUEST_ID_KEY,
+    SETTINGS_KEY,
+    UPSTREAM_KEY,
+)
+from aiproxy.access.hardening import JSON_BODY
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
@@ -34,8 +44,8 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def read_json(request: web.Request) -> Any:
-    if "json_body" in request:  # already parsed (and size/depth-checked) by the hardening middleware
-        return request["json_body"]
+    if JSON_BODY in request:  # already parsed (and size/depth-checked) by the hardening middleware
+        return request[JSON_BODY]
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -75,10 +85,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     upstream_model = app[MODELS_KEY].resolve_chat(req.model)
     req._think_tags = reasoning_as_think_tags(request)
     metering = Metering(
-        request_id=request["request_id"], user=req.billing_user, requested_model=req.model,
+        request_id=request[REQUEST_ID_KEY], user=req.billing_user, requested_model=req.model,
         upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
     )
-    request["chat_request"] = req
+    request[CHAT_REQUEST_KEY] = req
     # Limits, budgets and credits first: a refused client must not make the proxy fetch images.
     for check in app[PREFLIGHT_KEY]:
         await check(request, metering, req.output_limit)
@@ -89,7 +99,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
     metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
     # From here Gemini may spend tokens: the meter records this request however it ends.
-    request["metering"] = metering
+    request[METERING_KEY] = metering
     translator = StreamTranslator(
         completion_id="chatcmpl-" + os.urandom(12).hex(), created=int(time.time()), model=req.model,
         include_usage=req.include_usage, think_tags=req._think_tags,

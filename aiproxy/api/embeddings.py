@@ -19,7 +19,7 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import estimate_tokens
 from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError, bad_request
@@ -108,14 +108,14 @@ async def embeddings(request: web.Request) -> web.Response:
     upstream_model = app[MODELS_KEY].resolve_embedding(model)
     user = body.get("user") if isinstance(body.get("user"), str) and body.get("user") else "anonymous"
     chars = sum(len(t) for t in texts)
-    m = Metering(request_id=request["request_id"], user=user, requested_model=model,
+    m = Metering(request_id=request[REQUEST_ID_KEY], user=user, requested_model=model,
                  upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
     for check in app[PREFLIGHT_KEY]:
         await check(request, m, 0)
 
     upstream = app[UPSTREAM_KEY]
     vectors = await embed_texts(upstream, upstream_model, texts, dims)
-    request["metering"] = m  # Gemini did the work: billed however the request ends from here
+    request[METERING_KEY] = m  # Gemini did the work: billed however the request ends from here
     counted = await count_prompt_tokens(upstream, upstream_model, texts)
     m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(chars)
     m.reported = counted is not None

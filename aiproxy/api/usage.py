@@ -11,6 +11,7 @@ import hmac
 from aiohttp import web
 
 from aiproxy import jsonutil
+from aiproxy.access.auth import ADMIN_FLAG
 from aiproxy.appkeys import LEDGER_KEY, SETTINGS_KEY
 from aiproxy.billing.reports import parse_query, report_csv, report_json
 from aiproxy.errors import ProxyError
@@ -20,7 +21,7 @@ def check_admin(request: web.Request) -> None:
     """401 without a bearer token or with a wrong one; 403 when no admin token is configured
     (reports are then off, whoever asks). Compared in constant time. An admin client key, already
     checked by the access middleware, also passes."""
-    if request.get("access_admin"):
+    if request.get(ADMIN_FLAG):
         return
     expected = request.app[SETTINGS_KEY].admin_secret
     if not expected:

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
+from aiproxy.appkeys import METERING_KEY
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.translate.usage import audio_prompt_tokens, token_counts
@@ -106,7 +107,7 @@ def metering_middleware(meter: Meter) -> Any:
         try:
             return await handler(request)
         finally:
-            m: Metering | None = request.get("metering")
+            m: Metering | None = request.get(METERING_KEY)
             if m is not None and not m.finished:
                 await meter.finish(m)
 

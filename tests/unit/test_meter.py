@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from aiproxy.appkeys import METERING_KEY
 from aiproxy.billing.meter import Meter, apply_usage, estimate_tokens, metering_middleware
 from aiproxy.billing.pricing import parse_price_table
 from aiproxy.billing.record import Metering, UsageRecord
@@ -111,7 +112,7 @@ async def test_middleware_finishes_a_request_the_handler_left_unfinished(lines: 
     request = make_mocked_request("POST", "/v1/chat/completions")
 
     async def failing_handler(req: web.Request) -> web.Response:
-        req["metering"] = metering(request_id="req-failed")
+        req[METERING_KEY] = metering(request_id="req-failed")
         raise RuntimeError("upstream broke")
 
     with pytest.raises(RuntimeError):

@@ -149,8 +149,7 @@ async def test_events_split_across_reads_long_lines_and_no_final_newline_arrive_
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for i in range(0, len(wire), 7001):  # cuts lines and the \r\n pairs apart
-            await resp.write(wire[i:i + 7001])
-            await resp.drain()
+            await resp.write(wire[i:i + 7001])  # write() waits for the transport to drain
         await resp.write_eof()
         return resp
 
