@@ -20,6 +20,11 @@ from typing import Callable, Protocol
 WINDOW = 60.0  # seconds: the "per minute" of rpm/tpm
 
 
+class LimiterUnavailable(Exception):
+    """The shared counter store (Redis) could not be reached; the caller applies
+    RATE_LIMIT_REDIS_FAILURE. Defined here so the in-memory path never imports redis."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     rpm: int | None = None

@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from aiproxy.access.limits import LimitState, Limits
+from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits
 
 BUCKETS_LUA = """
 local t = redis.call('TIME')
@@ -65,10 +65,6 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 1)
 return 1
 """
-
-
-class LimiterUnavailable(Exception):
-    """Redis could not be reached; the caller applies RATE_LIMIT_REDIS_FAILURE."""
 
 
 def _state(limits: Limits, reply: list[Any]) -> LimitState:

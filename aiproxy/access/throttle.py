@@ -20,8 +20,7 @@ from aiohttp import web
 from aiproxy.appkeys import REQUEST_ID_KEY
 from aiproxy.access.auth import KEY_RECORD
 from aiproxy.access.keys import KeyRecord
-from aiproxy.access.limits import LimitState, Limits, RateLimiter
-from aiproxy.access.limits_redis import LimiterUnavailable
+from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits, RateLimiter
 from aiproxy.billing.meter import estimate_tokens
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.errors import ProxyError
