@@ -4,12 +4,13 @@ Same API as the real one (Bearer key; `POST /api/v1/balance`, `POST /api/v1/bill
 `Idempotency-Key` (a repeated key gets the first answer again and is not charged twice), plus a
 control endpoint to inject faults at runtime:
 
-    POST /_control {"mode": "ok"|"down"|"slow"|"500"|"402", "delay": 2.0, "balances": {"alice": "5"}}
+    POST /_control {"mode": "ok"|"down"|"slow"|"500"|"402"|"422"|"429", "delay": 2.0, "balances": {"alice": "5"}}
     GET  /_control  -> mode, balances, applied charges, and how many bill calls arrived
 
 `down` drops the connection without an answer; `slow` waits `delay` seconds and then answers
 normally (so a client with a shorter timeout gives up on a charge that *was* applied); `500`
-answers 500 and applies nothing; `402` refuses every bill.
+answers 500 and applies nothing; `402` refuses every bill; `422` (a permanent refusal) and `429`
+(rate limited, transient) answer every authenticated call with that status and apply nothing.
 
     python -m aiproxy.emulator_credits --port 8003 --api-key KEY --balance alice=10 --balance bob=0.5
 """
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-MODES = ("ok", "down", "slow", "500", "402")
+MODES = ("ok", "down", "slow", "500", "402", "422", "429")
 
 
 @dataclass
@@ -86,6 +87,8 @@ async def _faults(request: web.Request, state: CreditsState) -> web.StreamRespon
     token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(token.encode(), state.api_key.encode()):
         return _json(401, {"detail": "invalid API key"})
+    if state.mode in ("422", "429"):
+        return _json(int(state.mode), {"detail": "injected refusal"})
     return None
 
 

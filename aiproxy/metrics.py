@@ -56,6 +56,8 @@ LEDGER_QUEUE = Gauge("aiproxy_ledger_queue_depth", "Usage rows waiting for their
                      multiprocess_mode="livesum")
 OUTBOX_PENDING = Gauge("aiproxy_outbox_pending", "Charges waiting in the outbox for the credits service.",
                        multiprocess_mode="max")
+CHARGES_REJECTED = Counter("aiproxy_credits_charges_rejected_total",
+                           "Charges the credits service refused for good (a permanent 4xx), by status.", ["status"])
 
 # Set by the upstream events inside the request's task; read by the middleware in the same task.
 _upstream_status: contextvars.ContextVar[str | None] = contextvars.ContextVar("upstream_status", default=None)

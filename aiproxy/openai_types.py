@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from aiproxy.access.identity import billing_user
 from aiproxy.errors import ProxyError
 
 _LOOSE = ConfigDict(extra="ignore", frozen=False)
@@ -100,7 +101,7 @@ class ChatRequest(BaseModel):
 
     @property
     def billing_user(self) -> str:
-        return self.user_id or self.user or "anonymous"
+        return billing_user(self.user_id, self.user)
 
 
 def _param_path(loc: tuple[int | str, ...]) -> str:

@@ -71,7 +71,7 @@ def _watch_dependencies(app: web.Application, settings: Settings) -> None:
         commits = getattr(ledger, "_commits", None)  # both backends group-commit through GroupCommit
 
         async def queue_probe() -> tuple[int | None, int | None]:
-            pending = len(await ledger.charges(PENDING)) if settings.credits_enabled else None
+            pending = (await ledger.charge_counts())[PENDING] if settings.credits_enabled else None
             return (commits.depth if commits is not None else None), pending
 
         app[QUEUE_PROBE_KEY].append(queue_probe)

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from aiproxy.access.identity import end_user_label
 from aiproxy.access.keys import KeyCache, KeyRecord
-from aiproxy.appkeys import CHAT_REQUEST_KEY
 from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError
 
@@ -76,19 +76,12 @@ async def authenticate(request: web.Request, keys: KeyCache, admin_token: str) -
     return rec
 
 
-def claimed_end_user(request: web.Request, metering: Metering) -> str | None:
-    """What the body said the user was (`user_id` or `user`), kept only as a label."""
-    req: Any = request.get(CHAT_REQUEST_KEY)
-    if req is not None:
-        return getattr(req, "user_id", None) or getattr(req, "user", None)
-    return metering.end_user or (metering.user if metering.user != "anonymous" else None)
-
-
 async def bind_identity(request: web.Request, metering: Metering, _max_out: int | None) -> None:
-    """Preflight (runs first): bill the key's user, whatever the body claims."""
+    """Preflight (runs first): bill the key's user, whatever the body claims. Every endpoint
+    built `metering.user` with `identity.billing_user`, so that claim becomes the label."""
     rec: KeyRecord | None = request.get(KEY_RECORD)
     if rec is None:
         return
-    metering.end_user = claimed_end_user(request, metering)
+    metering.end_user = end_user_label(metering.user)
     metering.user = rec.user
     metering.key_id = rec.id

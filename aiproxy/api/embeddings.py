@@ -4,24 +4,29 @@ One input → embedContent, several → batchEmbedContents (in slices Gemini acc
 embed responses carry no token counts, so usage comes from the embedding model's own
 `countTokens` (gemini-embedding-001 supports it; one extra small call) and only if that fails
 is it estimated as ceil(chars / 4), flagged `"estimated": true` in `usage` and as unreported in
-the ledger. The request is metered exactly once, like chat: the preflight checks (keys, limits,
-budgets, credits) run first, and the metering is handed to the middleware as soon as Gemini has
-done the work, so a client that hangs up during the count is still billed.
+the ledger. The request is metered exactly once, like chat, and billed to the identity every
+endpoint uses (`access.identity`): the preflight checks (keys, limits, budgets, credits) run
+first, and the metering is handed to the middleware as soon as Gemini has embedded a first
+slice, carrying an estimate of the slices done so far, so a client that hangs up later is still
+billed for them. When a later slice fails, the slices Gemini did are billed (counted tokens,
+status `upstream_error`) and the client gets the error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from base64 import b64encode
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
 from aiproxy import jsonutil
+from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
 from aiproxy.appkeys import METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import estimate_tokens
-from aiproxy.billing.record import Metering
+from aiproxy.billing.record import CLIENT_DISCONNECTED, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.upstream import GeminiClient
 
@@ -71,18 +76,20 @@ def _embed_request(model: str, text: str, dims: int | None) -> dict[str, Any]:
     return req
 
 
-async def embed_texts(upstream: GeminiClient, model: str, texts: list[str], dims: int | None) -> list[list[float]]:
+async def embed_slices(upstream: GeminiClient, model: str, texts: list[str],
+                       dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
+    """Each upstream call's texts and vectors, in order, as Gemini answers them."""
     if len(texts) == 1:
         body = _embed_request(model, texts[0], dims)
         del body["model"]
         answer = await upstream.call_json("POST", f"models/{model}:embedContent", body)
-        return [answer["embedding"]["values"]]
-    vectors: list[list[float]] = []
+        yield texts, [answer["embedding"]["values"]]
+        return
     for start in range(0, len(texts), BATCH_LIMIT):
-        requests = [_embed_request(model, t, dims) for t in texts[start:start + BATCH_LIMIT]]
+        chunk = texts[start:start + BATCH_LIMIT]
+        requests = [_embed_request(model, t, dims) for t in chunk]
         answer = await upstream.call_json("POST", f"models/{model}:batchEmbedContents", {"requests": requests})
-        vectors.extend(e["values"] for e in answer["embeddings"])
-    return vectors
+        yield chunk, [e["values"] for e in answer["embeddings"]]
 
 
 async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[str]) -> int | None:
@@ -93,6 +100,13 @@ async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[st
         return int(answer["totalTokens"])
     except (ProxyError, KeyError, TypeError, ValueError):
         return None
+
+
+async def measure_usage(upstream: GeminiClient, model: str, texts: list[str], m: Metering) -> None:
+    """Tokens of the texts Gemini embedded: its own count, else the flagged estimate."""
+    counted = await count_prompt_tokens(upstream, model, texts)
+    m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(sum(map(len, texts)))
+    m.reported = counted is not None
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -106,7 +120,7 @@ async def embeddings(request: web.Request) -> web.Response:
     texts = parse_inputs(body.get("input"))
     dims, fmt = parse_options(body)
     upstream_model = app[MODELS_KEY].resolve_embedding(model)
-    user = body.get("user") if isinstance(body.get("user"), str) and body.get("user") else "anonymous"
+    user = billing_user(body.get("user_id"), body.get("user"))
     chars = sum(len(t) for t in texts)
     m = Metering(request_id=request[REQUEST_ID_KEY], user=user, requested_model=model,
                  upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
@@ -114,13 +128,27 @@ async def embeddings(request: web.Request) -> web.Response:
         await check(request, m, 0)
 
     upstream = app[UPSTREAM_KEY]
-    vectors = await embed_texts(upstream, upstream_model, texts, dims)
-    request[METERING_KEY] = m  # Gemini did the work: billed however the request ends from here
-    counted = await count_prompt_tokens(upstream, upstream_model, texts)
-    m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(chars)
-    m.reported = counted is not None
+    done: list[str] = []  # texts of the slices Gemini embedded (and will bill)
+    vectors: list[list[float]] = []
+    try:
+        async for slice_texts, slice_vectors in embed_slices(upstream, upstream_model, texts, dims):
+            done += slice_texts
+            vectors += slice_vectors
+            # Gemini did this work: billed however the request ends from here, an estimate until counted
+            m.prompt_tokens = m.total_tokens = estimate_tokens(sum(map(len, done)))
+            request[METERING_KEY] = m
+    except asyncio.CancelledError:
+        m.status = CLIENT_DISCONNECTED
+        raise
+    except Exception:
+        if done:  # a later slice failed: bill the ones Gemini did, then answer the error
+            m.status = UPSTREAM_ERROR
+            await measure_usage(upstream, upstream_model, done, m)
+            await app[METER_KEY].finish(m)
+        raise
+    await measure_usage(upstream, upstream_model, texts, m)
     usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
-    if counted is None:
+    if not m.reported:
         usage["estimated"] = True
     await app[METER_KEY].finish(m)
     answer = {
@@ -130,3 +158,4 @@ async def embeddings(request: web.Request) -> web.Response:
         "usage": usage,
     }
     return web.Response(body=jsonutil.dumps(answer), content_type="application/json")
+

@@ -2,11 +2,15 @@
 
 API (Bearer key): `POST /api/v1/balance {user_id}` -> `{user_id, balance}` (404 unknown user);
 `POST /api/v1/bill {user_id, amount, description}` -> 200, 402 insufficient balance, 404 unknown.
-Amounts travel as exact JSON numbers written from the Decimal (never via float).
+Amounts travel as exact JSON numbers written from the Decimal (never via float). Any other 4xx
+to a bill, except the transient 408/409/425/429, is a permanent refusal (`CreditsRejected`):
+sending the same charge again would get the same answer.
 
 The pre-flight refuses (402 `insufficient_quota`) a request whose worst case the balance cannot
 cover, before anything is spent upstream. Balances are cached for a few seconds (one fetch per
-user at a time) and lowered locally by each charge, so the check costs no round trip per request.
+user at a time) and lowered locally by each charge, so the check costs no round trip per request;
+the cache keeps at most `max_users` balances (least recently used dropped first), so a stream of
+new users cannot grow it without bound.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import logging
 import math
 import time
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Any, Callable, Literal
 
@@ -32,9 +37,21 @@ log = logging.getLogger("aiproxy.credits")
 BillOutcome = Literal["charged", "insufficient", "unknown_user"]
 
 
+# 4xx answers that say "not now" (timeout, conflict, too early, rate limited): retried.
+TRANSIENT_4XX = frozenset({408, 409, 425, 429})
+
+
 class CreditsUnavailable(Exception):
-    """The service could not give an answer (timeout, connection, 5xx, or an unexpected status):
-    worth retrying later."""
+    """The service could not give an answer (timeout, connection, 5xx, a transient 4xx, or an
+    unexpected status): worth retrying later."""
+
+
+class CreditsRejected(Exception):
+    """The service refused a charge for good (a 4xx other than 402/404 and TRANSIENT_4XX)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status} from bill")
+        self.status = status
 
 
 def money(amount: Decimal) -> orjson.Fragment:
@@ -97,6 +114,8 @@ class CreditsClient:
             return "insufficient"
         if status == 404:
             return "unknown_user"
+        if 400 <= status < 500 and status not in TRANSIENT_4XX:
+            raise CreditsRejected(status)
         raise CreditsUnavailable(f"HTTP {status} from bill")
 
 
@@ -110,17 +129,20 @@ class CreditGate:
         ttl: float = 5.0,
         fail_policy: Literal["open", "closed"] = "open",
         clock: Callable[[], float] = time.monotonic,
+        max_users: int = 10_000,
     ) -> None:
         self.client = client
         self.ttl = ttl
         self.fail_policy = fail_policy
+        self.max_users = max_users
         self._clock = clock
-        self._cache: dict[str, tuple[Decimal | None, float]] = {}
+        self._cache: OrderedDict[str, tuple[Decimal | None, float]] = OrderedDict()  # least recent first
         self._inflight: dict[str, asyncio.Task[Decimal | None]] = {}
 
     async def _balance(self, user: str) -> Decimal | None:
         hit = self._cache.get(user)
         if hit is not None and self._clock() - hit[1] < self.ttl:
+            self._cache.move_to_end(user)
             return hit[0]
         task = self._inflight.get(user)
         if task is None:  # one fetch per user however many requests wait for it
@@ -128,8 +150,19 @@ class CreditGate:
             self._inflight[user] = task
             task.add_done_callback(lambda _: self._inflight.pop(user, None))
         value = await asyncio.shield(task)
-        self._cache[user] = (value, self._clock())
+        self._remember(user, value)
         return value
+
+    def _remember(self, user: str, value: Decimal | None) -> None:
+        self._cache[user] = (value, self._clock())
+        self._cache.move_to_end(user)
+        while len(self._cache) > self.max_users:
+            self._cache.popitem(last=False)
+
+    @property
+    def cached_users(self) -> int:
+        """Balances held right now (never more than `max_users`)."""
+        return len(self._cache)
 
     async def preflight(self, user: str, worst_case_cost: Decimal) -> None:
         """Return when `user` can cover `worst_case_cost`; raise ProxyError 402 when not, and per

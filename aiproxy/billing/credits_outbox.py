@@ -3,10 +3,16 @@
 Charges are rows in the ledger (enqueued in the same transaction as their usage row), so none is
 lost to a crash, a restart or an outage. The worker leases due rows, posts each with its request
 id as `Idempotency-Key`, and records the outcome: acknowledged -> `sent` (never posted again);
-402/404 -> `unpaid` (an operator's matter, not retried); timeouts, connection errors, 5xx and
-other surprises -> retried with capped exponential backoff. A charge whose acknowledgement was
-lost (crash after the post) is posted again after its lease; the service's idempotency makes
-that a no-op, not a second charge.
+402/404 -> `unpaid` (an operator's matter, not retried); any other 4xx but 408/409/425/429 ->
+`rejected` (final: logged and counted in `aiproxy_credits_charges_rejected_total`); timeouts,
+connection errors, 5xx, transient 4xx and other surprises -> retried with capped exponential
+backoff. A charge whose acknowledgement was lost (crash after the post) is posted again after
+its lease; the service's idempotency makes that a no-op, not a second charge.
+
+Each claim stamps a lease token on the charges it takes, and an outcome is stored only while the
+token is still the row's: a worker that outlived its lease (a stalled post, a paused process)
+finds the charge claimed again by another and writes nothing, instead of overwriting the newer
+worker's outcome.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from aiproxy.billing.credits import CreditsClient, CreditsUnavailable
-from aiproxy.billing.ledger import PENDING, SENT, UNPAID, Charge, Ledger
+from aiproxy.billing.credits import CreditsClient, CreditsRejected, CreditsUnavailable
+from aiproxy.billing.ledger import PENDING, REJECTED, SENT, UNPAID, Charge, Ledger
+from aiproxy.metrics import CHARGES_REJECTED
 
 log = logging.getLogger("aiproxy.credits")
 
@@ -114,17 +121,25 @@ class OutboxWorker:
             except CreditsUnavailable as exc:
                 delay = backoff(attempts, self.base_delay, self.max_delay)
                 log.warning("charge %s not sent (%s); retry %d in %.1fs", charge.request_id, exc, attempts, delay)
-                await self.ledger.update_charge(
-                    charge.request_id,
-                    state=PENDING,
-                    attempts=attempts,
-                    next_attempt_at=datetime.now(timezone.utc) + timedelta(seconds=delay),
-                    error=str(exc),
-                )
+                await self._store(charge, PENDING, attempts, datetime.now(timezone.utc) + timedelta(seconds=delay), str(exc))
+                return
+            except CreditsRejected as exc:
+                log.error("charge %s of $%s for %s is REJECTED by the credits service (%s); not retried",
+                          charge.request_id, charge.amount, charge.user, exc)
+                CHARGES_REJECTED.labels(str(exc.status)).inc()
+                await self._store(charge, REJECTED, attempts, None, str(exc))
                 return
             if outcome == "charged":
-                await self.ledger.update_charge(charge.request_id, state=SENT, attempts=attempts, next_attempt_at=None, error=None)
+                await self._store(charge, SENT, attempts, None, None)
                 return
             reason = "insufficient balance (402)" if outcome == "insufficient" else "unknown user (404)"
             log.warning("charge %s of $%s for %s is UNPAID: %s", charge.request_id, charge.amount, charge.user, reason)
-            await self.ledger.update_charge(charge.request_id, state=UNPAID, attempts=attempts, next_attempt_at=None, error=reason)
+            await self._store(charge, UNPAID, attempts, None, reason)
+
+    async def _store(self, charge: Charge, state: str, attempts: int, next_attempt_at: datetime | None,
+                     error: str | None) -> None:
+        """Record an outcome, unless the lease was lost: then the newer claim's outcome stands."""
+        stored = await self.ledger.update_charge(
+            charge, state=state, attempts=attempts, next_attempt_at=next_attempt_at, error=error)
+        if not stored:
+            log.warning("charge %s: lease lost to another worker; outcome %r not stored", charge.request_id, state)

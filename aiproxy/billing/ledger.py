@@ -17,12 +17,14 @@ from aiproxy.billing.record import UsageRecord
 
 GROUPS = ("day", "model", "user")
 
-# Outbox states: waiting to be sent (or re-sent), acknowledged by the credits service, or
-# refused after the fact (402 insufficient balance / 404 unknown user) and left for operators.
+# Outbox states: waiting to be sent (or re-sent), acknowledged by the credits service, refused
+# after the fact (402 insufficient balance / 404 unknown user), or refused for good by another
+# 4xx (a request the service will never accept). The last two are final, left for operators.
 PENDING = "pending"
 SENT = "sent"
 UNPAID = "unpaid"
-CHARGE_STATES = (PENDING, SENT, UNPAID)
+REJECTED = "rejected"
+CHARGE_STATES = (PENDING, SENT, UNPAID, REJECTED)
 
 TOTAL_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")
 
@@ -39,6 +41,7 @@ class Charge:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    lease_token: str | None = None  # stamped by the claim that leased it; only that claim may update it
 
 
 @runtime_checkable
@@ -73,15 +76,20 @@ class Ledger(Protocol):
 
     async def claim_charges(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Charge]:
         """Pending charges due at `now`, oldest first, each pushed `lease` into the future so that
-        another worker (another proxy instance on the same ledger) does not send it meanwhile."""
+        another worker (another proxy instance on the same ledger) does not send it meanwhile,
+        and stamped with a fresh `lease_token` that proves this claim owns it."""
 
     async def update_charge(
-        self, request_id: str, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
-    ) -> None:
-        """Store the outcome of one send attempt."""
+        self, charge: Charge, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
+    ) -> bool:
+        """Store the outcome of one send attempt of a claimed `charge`, only while its lease token
+        is still the row's (no later claim took it over); False when nothing was written."""
 
     async def charges(self, state: str | None = None) -> list[Charge]:
         """All outbox rows (optionally in one state), for operators and tests."""
+
+    async def charge_counts(self) -> dict[str, int]:
+        """How many outbox rows are in each of CHARGE_STATES, counted by the database."""
 
 
 class GroupCommit:
@@ -131,6 +139,13 @@ class GroupCommit:
         """Wait until every submitted row has been written (or failed)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+
+def counts_by_state(rows: list[tuple[str, int]]) -> dict[str, int]:
+    """(state, count) rows as a dict with every state of CHARGE_STATES present."""
+    counts = dict.fromkeys(CHARGE_STATES, 0)
+    counts.update((state, int(n)) for state, n in rows)
+    return counts
 
 
 def describe_charge(rec: UsageRecord) -> str:

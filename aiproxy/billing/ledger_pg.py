@@ -9,6 +9,7 @@ migration once.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -16,9 +17,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from aiproxy.billing.ledger import PENDING, Charge, GroupCommit, charge_for
+from aiproxy.billing.ledger import PENDING, Charge, GroupCommit, charge_for, counts_by_state
 from aiproxy.billing.ledger_sql import (
     CHARGE_COLUMNS,
+    COUNT_CHARGES,
     USAGE_COLUMNS,
     Dialect,
     charge_values,
@@ -28,6 +30,7 @@ from aiproxy.billing.ledger_sql import (
     migrations,
     report_query,
     report_rows,
+    update_charge_query,
     usage_values,
     utc,
 )
@@ -49,6 +52,7 @@ DIALECT = Dialect(
 INSERT_USAGE = insert_usage(DIALECT)
 INSERT_CHARGE = insert_charge(DIALECT)
 CLAIM = claim_query(DIALECT, lock=" FOR UPDATE SKIP LOCKED")
+UPDATE_CHARGE = update_charge_query(DIALECT)
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -145,7 +149,7 @@ class PostgresLedger:
         return [dict(r) for r in await self.pool.fetch(f"SELECT {USAGE_COLUMNS} FROM usage ORDER BY id")]
 
     async def claim_charges(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Charge]:
-        rows = await self.pool.fetch(CLAIM, utc(now) + lease, PENDING, utc(now), limit)
+        rows = await self.pool.fetch(CLAIM, utc(now) + lease, uuid.uuid4().hex, PENDING, utc(now), limit)
         return [Charge(*r) for r in rows]
 
     async def charges(self, state: str | None = None) -> list[Charge]:
@@ -155,14 +159,14 @@ class PostgresLedger:
             sql, args = sql + " WHERE state = $1", [state]
         return [Charge(*r) for r in await self.pool.fetch(sql + " ORDER BY created_at, request_id", *args)]
 
+    async def charge_counts(self) -> dict[str, int]:
+        return counts_by_state([tuple(r) for r in await self.pool.fetch(COUNT_CHARGES)])
+
     async def update_charge(
-        self, request_id: str, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
-    ) -> None:
-        await self.pool.execute(
-            "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE request_id = $5",
-            state,
-            attempts,
-            utc(next_attempt_at or datetime.now(timezone.utc)),
-            error,
-            request_id,
+        self, charge: Charge, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
+    ) -> bool:
+        status = await self.pool.execute(
+            UPDATE_CHARGE, state, attempts, utc(next_attempt_at or datetime.now(timezone.utc)), error,
+            charge.request_id, charge.lease_token,
         )
+        return status == "UPDATE 1"

@@ -64,7 +64,7 @@ OUTBOX = (
     ("created_at", "time", "NOT NULL"),
 )
 USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE)
-CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1])  # Charge's fields, in order
+CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1]) + ", lease_token"  # Charge's fields, in order
 
 
 def _table(d: Dialect, name: str, columns: tuple[tuple[str, str, str], ...], with_id: bool) -> str:
@@ -86,6 +86,7 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             ],
         ),
         (2, [_table(d, "outbox", OUTBOX, with_id=False), "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)"]),
+        (4, [f"ALTER TABLE outbox ADD COLUMN lease_token {d.types['text']}"]),  # lease ownership
     ]
 
 
@@ -121,13 +122,27 @@ def charge_values(d: Dialect, charges: list[Charge], now: datetime) -> list[tupl
 
 
 def claim_query(d: Dialect, lock: str) -> str:
-    """Lease due pending charges: push next_attempt_at forward and return them, atomically."""
+    """Lease due pending charges: push next_attempt_at forward, stamp the claim's lease token and
+    return them, atomically. Parameters: lease end, token, state, now, limit."""
     p = d.placeholder
     return (
-        f"UPDATE outbox SET next_attempt_at = {p(1)} WHERE request_id IN (SELECT request_id FROM outbox"
-        f" WHERE state = {p(2)} AND next_attempt_at <= {p(3)} ORDER BY next_attempt_at LIMIT {p(4)}{lock})"
+        f"UPDATE outbox SET next_attempt_at = {p(1)}, lease_token = {p(2)} WHERE request_id IN (SELECT request_id"
+        f" FROM outbox WHERE state = {p(3)} AND next_attempt_at <= {p(4)} ORDER BY next_attempt_at LIMIT {p(5)}{lock})"
         f" RETURNING {CHARGE_COLUMNS}"
     )
+
+
+def update_charge_query(d: Dialect) -> str:
+    """Record a send's outcome only while the sender's lease token is the row's. Parameters:
+    state, attempts, next_attempt_at, last_error, request_id, lease_token."""
+    p = d.placeholder
+    return (
+        f"UPDATE outbox SET state = {p(1)}, attempts = {p(2)}, next_attempt_at = {p(3)}, last_error = {p(4)}"
+        f" WHERE request_id = {p(5)} AND lease_token = {p(6)}"
+    )
+
+
+COUNT_CHARGES = "SELECT state, COUNT(*) FROM outbox GROUP BY state"
 
 
 def utc(dt: datetime) -> datetime:

@@ -19,9 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from aiproxy.billing.ledger import PENDING, Charge, GroupCommit, charge_for
+from aiproxy.billing.ledger import PENDING, Charge, GroupCommit, charge_for, counts_by_state
 from aiproxy.billing.ledger_sql import (
     CHARGE_COLUMNS,
+    COUNT_CHARGES,
     USAGE_COLUMNS,
     Dialect,
     charge_values,
@@ -31,6 +32,7 @@ from aiproxy.billing.ledger_sql import (
     migrations,
     report_query,
     report_rows,
+    update_charge_query,
     usage_values,
     utc,
 )
@@ -76,6 +78,7 @@ DIALECT = Dialect(
 INSERT_USAGE = insert_usage(DIALECT)
 INSERT_CHARGE = insert_charge(DIALECT)
 CLAIM = claim_query(DIALECT, lock="")
+UPDATE_CHARGE = update_charge_query(DIALECT)
 
 
 class SqliteLedger:
@@ -205,7 +208,7 @@ class SqliteLedger:
     # -- outbox --------------------------------------------------------------------------------
     async def claim_charges(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Charge]:
         def run() -> list[Charge]:
-            args = (ts(now + lease), PENDING, ts(now), limit)
+            args = (ts(now + lease), uuid.uuid4().hex, PENDING, ts(now), limit)
             rows = self._require(self._wconn).execute(CLAIM, args).fetchall()
             return [self._charge(r) for r in rows]
 
@@ -218,22 +221,22 @@ class SqliteLedger:
             sql, params = sql + " WHERE state = ?", (state,)
         return [self._charge(r) for r in await self._read(sql + " ORDER BY created_at, request_id", params)]
 
-    async def update_charge(
-        self, request_id: str, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
-    ) -> None:
-        def run() -> None:
-            conn = self._require(self._wconn)
-            nxt = ts(next_attempt_at) if next_attempt_at is not None else ts(datetime.now(timezone.utc))
-            conn.execute(
-                "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE request_id = ?",
-                (state, attempts, nxt, error, request_id),
-            )
+    async def charge_counts(self) -> dict[str, int]:
+        return counts_by_state(await self._read(COUNT_CHARGES, ()))
 
-        await self._on(self._writer, run)
+    async def update_charge(
+        self, charge: Charge, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
+    ) -> bool:
+        def run() -> bool:
+            nxt = ts(next_attempt_at) if next_attempt_at is not None else ts(datetime.now(timezone.utc))
+            args = (state, attempts, nxt, error, charge.request_id, charge.lease_token)
+            return self._require(self._wconn).execute(UPDATE_CHARGE, args).rowcount == 1
+
+        return await self._on(self._writer, run)
 
     @staticmethod
     def _charge(r: tuple[Any, ...]) -> Charge:
-        return Charge(r[0], r[1], Decimal(r[2]), r[3], r[4], r[5], parse_ts(r[6]), r[7])
+        return Charge(r[0], r[1], Decimal(r[2]), r[3], r[4], r[5], parse_ts(r[6]), r[7], r[8])
 
     @staticmethod
     def _require(conn: sqlite3.Connection | None) -> sqlite3.Connection:

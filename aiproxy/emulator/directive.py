@@ -13,6 +13,7 @@ Keys (all optional):
 - ``block``: promptFeedback.blockReason; no candidates, prompt-only usage, one SSE event.
 - ``error`` (HTTP status) with optional ``retry_after`` (RetryInfo + Retry-After header),
   ``message`` (override), ``error_times`` + ``key`` (only the first N requests with that key fail).
+  Also honoured by embedContent / batchEmbedContents, scanning the texts of that one call.
 - ``fail_after`` N + ``fail_mode`` reset | error_event (``fail_status``, default 500) | truncate |
   malformed | stall: streaming only; N is clamped so the final chunk is never sent.
 - ``function_calls`` [{name, args}] (+ ``text`` before them); ``calls_then_stop``.

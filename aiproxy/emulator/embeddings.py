@@ -1,7 +1,9 @@
 """embedContent / batchEmbedContents: deterministic unit vectors derived from the text.
 
 Same text, same vector; different texts, (practically) orthogonal vectors. ``outputDimensionality``
-truncates as the real gemini-embedding-001 does (default 3072).
+truncates as the real gemini-embedding-001 does (default 3072). A ``#emu`` directive in the
+texts of one call scripts that call's ``error`` (see ``directive.py``), so a test can fail one
+slice of a multi-call request, as a real quota or overload error would.
 """
 
 from __future__ import annotations
@@ -60,3 +62,18 @@ def embed_batch(body: Any, model_id: str) -> dict[str, Any]:
             )
         out.append(embed_one(item, f"requests[{i}]"))
     return {"embeddings": out}
+
+
+def embed_texts(body: Any) -> list[str]:
+    """The text parts of an embedContent or batchEmbedContents body (for the directive scan)."""
+    if not isinstance(body, dict):
+        return []
+    items = body.get("requests") if isinstance(body.get("requests"), list) else [body]
+    texts: list[str] = []
+    for item in items:
+        content = item.get("content") if isinstance(item, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+    return texts

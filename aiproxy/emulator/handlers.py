@@ -11,7 +11,8 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.emulator import errors
 from aiproxy.emulator.config import EmulatorConfig
-from aiproxy.emulator.embeddings import embed_batch, embed_one
+from aiproxy.emulator.directive import find_directive
+from aiproxy.emulator.embeddings import embed_batch, embed_one, embed_texts
 from aiproxy.emulator.models import MODELS, ModelInfo
 from aiproxy.emulator.render import render_events, render_full
 from aiproxy.emulator.reply import build_plan
@@ -84,10 +85,14 @@ async def model_action(request: web.Request) -> web.StreamResponse:
             return await _count(request, model_id)
         if method == "embedContent":
             _model(request, model_id, method)
-            return _json({"embedding": embed_one(await _body(request))})
+            body = await _body(request)
+            _scripted_error(request.app, find_directive(embed_texts(body)))
+            return _json({"embedding": embed_one(body)})
         if method == "batchEmbedContents":
             _model(request, model_id, "embedContent")
-            return _json(embed_batch(await _body(request), model_id))
+            body = await _body(request)
+            _scripted_error(request.app, find_directive(embed_texts(body)))
+            return _json(embed_batch(body, model_id))
         raise errors.GoogleError(404, f"Method not found: {method}")
     except errors.GoogleError as exc:
         return exc.response(array=array)

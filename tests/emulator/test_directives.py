@@ -110,6 +110,18 @@ async def test_error(emu, code, status):
     assert r.status == code and (await r.json())["error"]["status"] == status
 
 
+
+async def test_error_fails_one_embed_call(emu):
+    url = "/v1beta/models/gemini-embedding-001:"
+    item = {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "plain"}]}}
+    scripted = {**item, "content": {"parts": [{"text": "x " + directive_text(error=503)}]}}
+    r = await emu.post(url + "batchEmbedContents", json={"requests": [item, scripted]}, headers=KEY)
+    assert r.status == 503 and (await r.json())["error"]["status"] == "UNAVAILABLE"
+    r = await emu.post(url + "batchEmbedContents", json={"requests": [item, item]}, headers=KEY)
+    assert r.status == 200 and len((await r.json())["embeddings"]) == 2
+    r = await emu.post(url + "embedContent", json={"content": scripted["content"]}, headers=KEY)
+    assert r.status == 503
+
 async def test_retry_after(emu):
     r, b = await gen(emu, {"error": 429, "retry_after": 7})
     assert r.headers["Retry-After"] == "7"

@@ -224,3 +224,130 @@ async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits
     await settle(worker, outbox_ledger)
     assert [c.state for c in await outbox_ledger.charges()] == ["sent"]
     assert st.balances["alice"] == Decimal("0.8")
+
+
+# -- outbox edges (issue 10, item 13) ----------------------------------------------------------
+
+
+def rejected_count(status: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("aiproxy_credits_charges_rejected_total", {"status": status}) or 0.0
+
+
+@pytest.mark.parametrize("refusal", ["422", "wrong-api-key"])
+async def test_permanent_4xx_rejects_the_charge_for_good(credits_service, outbox_ledger, caplog, refusal: str) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("1"))
+    key, status = (KEY, "422") if refusal == "422" else ("not-the-key", "401")
+    st.mode = "422" if refusal == "422" else "ok"
+    client = CreditsClient(str(credits_service.make_url("")), key, timeout=0.3)
+    try:
+        await outbox_ledger.record(make_record(request_id="req-refused", cost_usd=Decimal("0.1")))
+        before = rejected_count(status)
+        worker = worker_for(outbox_ledger, client)
+        await settle(worker, outbox_ledger)
+        [charge] = await outbox_ledger.charges()
+        assert (charge.state, charge.attempts, charge.last_error) == ("rejected", 1, f"HTTP {status} from bill")
+        assert rejected_count(status) == before + 1
+        assert any("req-refused" in r.getMessage() and "REJECTED" in r.getMessage() for r in caplog.records)
+        calls = st.bill_calls
+        await asyncio.sleep(0.06)  # past any backoff a retry would have used
+        for _ in range(3):
+            await worker.run_once()
+        assert st.bill_calls == calls and st.charges == [] and st.balances["alice"] == Decimal("1")
+    finally:
+        await client.close()
+
+
+async def test_transient_429_is_retried_not_rejected(credits_service, client, outbox_ledger) -> None:
+    st = state(credits_service)
+    st.balances.update(alice=Decimal("1"))
+    st.mode = "429"
+    await outbox_ledger.record(make_record(request_id="req-busy", cost_usd=Decimal("0.1")))
+    worker = worker_for(outbox_ledger, client)
+    await worker.run_once()
+    [charge] = await outbox_ledger.charges()
+    assert (charge.state, charge.attempts, charge.last_error) == ("pending", 1, "HTTP 429 from bill")
+    st.mode = "ok"
+    await settle(worker, outbox_ledger)
+    assert [c.state for c in await outbox_ledger.charges()] == ["sent"] and st.balances["alice"] == Decimal("0.9")
+
+
+class ScriptedBill:
+    """A credits client whose bill() answers `outcome` once `release` is set (instantly if None)."""
+
+    def __init__(self, outcome: str, release: asyncio.Event | None = None) -> None:
+        self.outcome, self.release, self.calls = outcome, release, 0
+
+    async def bill(self, user: str, amount: Decimal, description: str, *, idempotency_key: str) -> str:
+        self.calls += 1
+        if self.release is not None:
+            await self.release.wait()
+        return self.outcome
+
+
+async def test_worker_whose_lease_expired_cannot_overwrite_the_new_owner(outbox_ledger, caplog) -> None:
+    await outbox_ledger.record(make_record(request_id="req-lease", cost_usd=Decimal("0.1")))
+    release = asyncio.Event()
+    stale_client, fresh_client = ScriptedBill("insufficient", release), ScriptedBill("charged")
+    # The first worker's lease is over as soon as it is taken (a post that outlives its lease).
+    stale = OutboxWorker(outbox_ledger, stale_client, lease=timedelta(0))  # type: ignore[arg-type]
+    fresh = OutboxWorker(outbox_ledger, fresh_client, lease=timedelta(seconds=60))  # type: ignore[arg-type]
+    stale_pass = asyncio.create_task(stale.run_once())
+    while stale_client.calls == 0:
+        await asyncio.sleep(0.005)
+    assert await fresh.run_once() == 1  # the expired lease lets the second worker take the charge
+    assert [c.state for c in await outbox_ledger.charges()] == ["sent"]
+    release.set()
+    await stale_pass  # the stale worker's late "402" must not turn a sent charge into unpaid
+    [charge] = await outbox_ledger.charges()
+    assert (charge.state, charge.attempts, charge.last_error) == ("sent", 1, None)
+    assert any("lease lost" in r.getMessage() and "req-lease" in r.getMessage() for r in caplog.records)
+
+
+class CountingBalances:
+    """A credits client that knows every user (balance 1) and counts balance fetches."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+
+    async def balance(self, user: str) -> Decimal:
+        self.fetches += 1
+        return Decimal("1")
+
+
+async def test_balance_cache_stays_bounded_under_many_users() -> None:
+    balances = CountingBalances()
+    gate = CreditGate(balances, ttl=60, max_users=50)  # type: ignore[arg-type]
+    for i in range(1000):
+        await gate.preflight(f"user-{i}", Decimal("0.1"))
+        assert gate.cached_users <= 50
+    assert gate.cached_users == 50
+    fetches = balances.fetches
+    await gate.preflight("user-999", Decimal("0.1"))  # recent users stay cached
+    assert balances.fetches == fetches
+    await gate.preflight("user-0", Decimal("0.1"))  # the least recently used were dropped
+    assert balances.fetches == fetches + 1 and gate.cached_users == 50
+
+
+async def test_metrics_scrape_counts_pending_charges_without_loading_them(proxy_factory, credits_service,
+                                                                          ledger_url) -> None:
+    import aiohttp
+
+    from aiproxy.appkeys import LEDGER_KEY
+
+    state(credits_service).mode = "500"  # the worker keeps every charge pending
+    proxy = await proxy_factory(usage_db_url=ledger_url, credits_service_url=str(credits_service.make_url("")),
+                                credits_service_api_key=KEY)
+    ledger = proxy.app[LEDGER_KEY]
+    for i in range(7):
+        await ledger.record(make_record(request_id=f"req-scrape-{i}", cost_usd=Decimal("0.01")))
+
+    async def no_bulk_load(state: str | None = None) -> list:
+        raise AssertionError("a scrape must not load the outbox rows")
+
+    ledger.charges = no_bulk_load
+    async with aiohttp.ClientSession() as http, http.get(proxy.make_url("/metrics")) as resp:
+        text = await resp.text()
+    assert "aiproxy_outbox_pending 7.0" in text.splitlines()

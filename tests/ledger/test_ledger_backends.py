@@ -194,6 +194,50 @@ async def test_outbox_enqueues_priced_rows_once(outbox_ledger) -> None:
     claimed = await outbox_ledger.claim_charges(now, timedelta(seconds=30))
     assert [c.request_id for c in claimed] == ["req-a"]
     assert await outbox_ledger.claim_charges(now, timedelta(seconds=30)) == []  # leased meanwhile
-    await outbox_ledger.update_charge("req-a", state="sent", attempts=1, next_attempt_at=None, error=None)
+    assert await outbox_ledger.update_charge(claimed[0], state="sent", attempts=1, next_attempt_at=None, error=None)
     assert await outbox_ledger.claim_charges(now + timedelta(minutes=5), timedelta(seconds=30)) == []
     assert [c.state for c in await outbox_ledger.charges("sent")] == ["sent"]
+
+
+async def test_update_with_a_lost_lease_writes_nothing(outbox_ledger) -> None:
+    await outbox_ledger.record(make_record(request_id="req-l", cost_usd=Decimal("0.1")))
+    now = datetime.now(timezone.utc)
+    [stale] = await outbox_ledger.claim_charges(now, timedelta(seconds=1))
+    [fresh] = await outbox_ledger.claim_charges(now + timedelta(seconds=2), timedelta(seconds=30))  # lease expired
+    assert stale.lease_token and fresh.lease_token and stale.lease_token != fresh.lease_token
+    assert not await outbox_ledger.update_charge(stale, state="unpaid", attempts=1, next_attempt_at=None, error="x")
+    assert [(c.state, c.attempts) for c in await outbox_ledger.charges()] == [("pending", 0)]
+    assert await outbox_ledger.update_charge(fresh, state="sent", attempts=1, next_attempt_at=None, error=None)
+    assert [(c.state, c.attempts) for c in await outbox_ledger.charges()] == [("sent", 1)]
+
+
+async def test_charge_counts_by_state_are_counted_by_the_database(outbox_ledger) -> None:
+    assert await outbox_ledger.charge_counts() == {"pending": 0, "sent": 0, "unpaid": 0, "rejected": 0}
+    for i in range(5):
+        await outbox_ledger.record(make_record(request_id=f"req-c{i}", cost_usd=Decimal("0.1")))
+    claimed = await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=30), limit=3)
+    for charge, state in zip(claimed, ("sent", "sent", "rejected")):
+        await outbox_ledger.update_charge(charge, state=state, attempts=1, next_attempt_at=None, error=None)
+    assert await outbox_ledger.charge_counts() == {"pending": 2, "sent": 2, "unpaid": 0, "rejected": 1}
+
+
+async def test_outbox_of_an_older_ledger_gains_lease_tokens(ledger_url, monkeypatch) -> None:
+    from aiproxy.billing import ledger_pg, ledger_sqlite
+
+    for module in (ledger_pg, ledger_sqlite):  # a ledger created before migration 4
+        original = module.migrations
+        monkeypatch.setattr(module, "migrations", lambda d, original=original: [m for m in original(d) if m[0] <= 2])
+    old = open_ledger(ledger_url, outbox=True)
+    await old.open()
+    await old.record(make_record(request_id="req-old", cost_usd=Decimal("0.1")))
+    await old.close()
+    monkeypatch.undo()
+    upgraded = open_ledger(ledger_url, outbox=True)
+    await upgraded.open()
+    try:
+        [charge] = await upgraded.claim_charges(datetime.now(timezone.utc), timedelta(seconds=30))
+        assert charge.request_id == "req-old" and charge.lease_token
+        assert await upgraded.update_charge(charge, state="sent", attempts=1, next_attempt_at=None, error=None)
+        assert await upgraded.charge_counts() == {"pending": 0, "sent": 1, "unpaid": 0, "rejected": 0}
+    finally:
+        await upgraded.close()
