@@ -3,8 +3,10 @@
 API (Bearer key): `POST /api/v1/balance {user_id}` -> `{user_id, balance}` (404 unknown user);
 `POST /api/v1/bill {user_id, amount, description}` -> 200, 402 insufficient balance, 404 unknown.
 Amounts travel as exact JSON numbers written from the Decimal (never via float). Any other 4xx
-to a bill, except the transient 408/409/425/429, is a permanent refusal (`CreditsRejected`):
-sending the same charge again would get the same answer.
+to a bill, except the transient 408/409/425/429 and 401/403, is a permanent refusal
+(`CreditsRejected`): sending the same charge again would get the same answer. 401/403 mean the
+proxy's own CREDITS_SERVICE_API_KEY is wrong: the charge is fine and goes through once the
+operator fixes the key, so those are retried (and logged as errors), never dropped.
 
 The pre-flight refuses (402 `insufficient_quota`) a request whose worst case the balance cannot
 cover, before anything is spent upstream. Balances are cached for a few seconds (one fetch per
@@ -38,7 +40,7 @@ BillOutcome = Literal["charged", "insufficient", "unknown_user"]
 
 
 # 4xx answers that say "not now" (timeout, conflict, too early, rate limited): retried.
-TRANSIENT_4XX = frozenset({408, 409, 425, 429})
+TRANSIENT_4XX = frozenset({401, 403, 408, 409, 425, 429})  # 401/403: our key, not the charge
 
 
 class CreditsUnavailable(Exception):
@@ -116,6 +118,9 @@ class CreditsClient:
             return "unknown_user"
         if 400 <= status < 500 and status not in TRANSIENT_4XX:
             raise CreditsRejected(status)
+        if status in (401, 403):
+            log.error("the credits service refused CREDITS_SERVICE_API_KEY (HTTP %d); charges stay pending "
+                      "and are retried until the key is fixed", status)
         raise CreditsUnavailable(f"HTTP {status} from bill")
 
 

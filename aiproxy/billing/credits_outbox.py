@@ -3,7 +3,7 @@
 Charges are rows in the ledger (enqueued in the same transaction as their usage row), so none is
 lost to a crash, a restart or an outage. The worker leases due rows, posts each with its request
 id as `Idempotency-Key`, and records the outcome: acknowledged -> `sent` (never posted again);
-402/404 -> `unpaid` (an operator's matter, not retried); any other 4xx but 408/409/425/429 ->
+402/404 -> `unpaid` (an operator's matter, not retried); any other 4xx but 401/403/408/409/425/429 ->
 `rejected` (final: logged and counted in `aiproxy_credits_charges_rejected_total`); timeouts,
 connection errors, 5xx, transient 4xx and other surprises -> retried with capped exponential
 backoff. A charge whose acknowledgement was lost (crash after the post) is posted again after
