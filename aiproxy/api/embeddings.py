@@ -19,7 +19,7 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import estimate_tokens
 from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError, bad_request
@@ -108,8 +108,8 @@ async def embeddings(request: web.Request) -> web.Response:
     upstream_model = app[MODELS_KEY].resolve_embedding(model)
     user = body.get("user") if isinstance(body.get("user"), str) and body.get("user") else "anonymous"
     chars = sum(len(t) for t in texts)
-    m = Metering(request_id=request[REQUEST_ID_KEY], user=user, requested_model=model,
-                 upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
+    m = Metering(request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY), user=user,
+                 requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
     for check in app[PREFLIGHT_KEY]:
         await check(request, m, 0)
 
