@@ -23,7 +23,7 @@ from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODE
 from aiproxy.billing.meter import estimate_tokens
 from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError, bad_request
-from aiproxy.upstream import GeminiClient
+from aiproxy.upstream import GeminiClient, model_path
 
 BATCH_LIMIT = 100  # requests per batchEmbedContents call
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -75,12 +75,12 @@ async def embed_texts(upstream: GeminiClient, model: str, texts: list[str], dims
     if len(texts) == 1:
         body = _embed_request(model, texts[0], dims)
         del body["model"]
-        answer = await upstream.call_json("POST", f"models/{model}:embedContent", body)
+        answer = await upstream.call_json("POST", model_path(model, "embedContent"), body)
         return [answer["embedding"]["values"]]
     vectors: list[list[float]] = []
     for start in range(0, len(texts), BATCH_LIMIT):
         requests = [_embed_request(model, t, dims) for t in texts[start:start + BATCH_LIMIT]]
-        answer = await upstream.call_json("POST", f"models/{model}:batchEmbedContents", {"requests": requests})
+        answer = await upstream.call_json("POST", model_path(model, "batchEmbedContents"), {"requests": requests})
         vectors.extend(e["values"] for e in answer["embeddings"])
     return vectors
 
@@ -89,7 +89,7 @@ async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[st
     """Gemini's own count for the inputs, or None when countTokens is unavailable."""
     try:
         answer = await upstream.call_json(
-            "POST", f"models/{model}:countTokens", {"contents": [{"parts": [{"text": t}]} for t in texts]})
+            "POST", model_path(model, "countTokens"), {"contents": [{"parts": [{"text": t}]} for t in texts]})
         return int(answer["totalTokens"])
     except (ProxyError, KeyError, TypeError, ValueError):
         return None

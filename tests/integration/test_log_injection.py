@@ -63,6 +63,16 @@ async def test_end_user_label_under_a_key_cannot_forge_a_billing_line(
     assert_one_billing_line_each(text_lines(caplog), 2, "carol")
 
 
+async def test_hostile_model_name_writes_no_line_of_its_own(proxy: TestServer, http: aiohttp.ClientSession,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    for model in ("gemini-2.5-flash\n" + FORGED, "gpt-4\r\n" + FORGED, "gemini-2.5-flash\x1b[2K" + FORGED):
+        async with http.post(proxy.make_url(ROUTE), json=chat_body(model=model)) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["param"] == "model"
+    assert_one_billing_line_each(text_lines(caplog), 0, "")
+
+
 def test_text_formatter_escapes_the_message_but_not_the_traceback() -> None:
     try:
         raise ValueError("boom")
