@@ -19,7 +19,8 @@ from aiproxy.billing.pricing import load_price_table
 from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
 from aiproxy.media_fetch import setup_media
-from aiproxy.middleware import add_request_id_header, error_middleware, request_id_middleware
+from aiproxy.middleware import (CLIENT_ID_HEADER, SERVER_ID_HEADER, add_request_id_header, error_middleware,
+                                request_id_middleware)
 from aiproxy.modelmap import load_model_map
 from aiproxy.ops import setup_ops
 from aiproxy.upstream import GeminiClient
@@ -63,7 +64,8 @@ async def _upstream_session(app: web.Application):  # type: ignore[no-untyped-de
 
 def _add_routes(app: web.Application, settings: Settings) -> None:
     cors = aiohttp_cors.setup(app, defaults={
-        origin: aiohttp_cors.ResourceOptions(allow_credentials=settings.cors_allow_credentials, expose_headers=("X-Request-ID",),
+        origin: aiohttp_cors.ResourceOptions(allow_credentials=settings.cors_allow_credentials,
+                                             expose_headers=(CLIENT_ID_HEADER, SERVER_ID_HEADER),
                                              allow_headers="*", allow_methods=["GET", "POST", "OPTIONS"])
         for origin in settings.cors_origins
     })

@@ -27,7 +27,8 @@ PREFLIGHT_KEY: web.AppKey[list[Preflight]] = web.AppKey("preflight")
 STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("state")  # small mutable app state (caches)
 
 # Per-request slots (aiohttp RequestKey: typed, and no clash between modules' names).
-REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)  # the server's id: keys ledger and charge
+CLIENT_REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("client_request_id", str)  # a plain X-Request-ID, if sent
 METERING_KEY: web.RequestKey["Metering"] = web.RequestKey("metering")  # set once Gemini may spend tokens
 CHAT_REQUEST_KEY: web.RequestKey[Any] = web.RequestKey("chat_request")  # the validated ChatRequest
 LEDGER_KEY: web.AppKey["Ledger"] = web.AppKey("ledger")  # usage rows and the charge outbox

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.appkeys import METERING_KEY, REQUEST_ID_KEY
+from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, REQUEST_ID_KEY
 from aiproxy import jsonutil
 from aiproxy.metrics import current_request
 
@@ -23,7 +23,8 @@ _EXTRA_FIELDS = ("method", "path", "route", "status", "latency_ms")
 
 
 class RequestContextFilter(logging.Filter):
-    """Copies the current request's id, user and model onto each record when it is emitted.
+    """Copies the current request's ids (the server's, and the client's X-Request-ID), user and
+    model onto each record when it is emitted.
 
     Runs in the emitting task (formatting may happen later, e.g. in a queue handler or a test's
     capture), so the context variable is read while it still names the right request.
@@ -33,6 +34,7 @@ class RequestContextFilter(logging.Filter):
         request = current_request.get()
         if request is not None and not hasattr(record, "request_id"):
             record.request_id = request.get(REQUEST_ID_KEY)
+            record.client_request_id = request.get(CLIENT_REQUEST_ID_KEY)
             metering = request.get(METERING_KEY)
             if metering is not None:
                 record.user = metering.user
@@ -42,7 +44,7 @@ class RequestContextFilter(logging.Filter):
 
 
 # Attributes set by the filter or by a call site's `extra=` that belong in the JSON object.
-_FIELDS = ("request_id", "user", "model", "upstream_model") + _EXTRA_FIELDS
+_FIELDS = ("request_id", "client_request_id", "user", "model", "upstream_model") + _EXTRA_FIELDS
 
 
 class JsonFormatter(logging.Formatter):

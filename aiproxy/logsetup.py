@@ -1,11 +1,48 @@
-"""Logging: the seed's text format by default; secrets never reach a handler."""
+r"""Logging: the seed's text format by default; secrets never reach a handler; a text line is
+always exactly one line.
+
+Client-supplied values (user ids, model names, paths, headers) reach log messages in many
+places, and one newline in them would let a client write a well-formed fake line, such as a
+`💰 BILLING` line. So the text formatter itself escapes control characters in every rendered
+message (shown as `\n`, `\x1b`, …, never executed), and no call site can forget. The traceback a
+formatter appends after the message stays multi-line: it is our text, not the client's. JSON
+lines are safe by encoding (a newline in a value is written as `\n`).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 TEXT_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+TEXT_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+# C0 and C1 controls, DEL, Unicode line/paragraph separators and bidi overrides (which can make
+# a line display as something else).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _shown(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape_controls(text: str) -> str:
+    r"""`text` with every control character written out visibly (`\n`, `\x1b`, `\u2028`)."""
+    return _CONTROLS.sub(_shown, text)
+
+
+class EscapingFormatter(logging.Formatter):
+    """The text formatter: the rendered line is escaped, the appended traceback is not."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return escape_controls(super().formatMessage(record))
+
+
+def text_formatter() -> logging.Formatter:
+    return EscapingFormatter(TEXT_FORMAT, datefmt=TEXT_DATEFMT)
 
 
 class MalformedRequestFilter(logging.Filter):
@@ -31,7 +68,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
         handler.addFilter(RequestContextFilter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(text_formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

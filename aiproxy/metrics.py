@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import os
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
@@ -94,26 +94,46 @@ _upstream_failures = _Children(UPSTREAM_FAILURES)
 _rate_limited = _Children(RATE_LIMITED)
 
 
+OTHER_MODEL = "other"
+
+
+class ModelLabels:
+    """The `model` label for a model name: the name when the operator's configuration names it
+    (model map aliases and targets, priced models, fallbacks), else `other`. Client-chosen names
+    never become label values, so /metrics stays small whatever names clients send."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self, known: Iterable[str]) -> None:
+        self._known = frozenset(known)
+
+    def __call__(self, model: str) -> str:
+        return model if model in self._known else OTHER_MODEL
+
+
 class MetricsEvents(UpstreamEvents):
     """The upstream client's attempt events as metrics."""
 
+    def __init__(self, label: ModelLabels) -> None:
+        self._label = label
+
     def latency(self, model: str, seconds: float) -> None:
-        _upstream_seconds(model).observe(seconds)
+        _upstream_seconds(self._label(model)).observe(seconds)
 
     def retry(self, model: str, reason: str) -> None:
-        _retries(model, reason).inc()
+        _retries(self._label(model), reason).inc()
 
     def fallback(self, from_model: str, to_model: str, reason: str) -> None:
-        _fallbacks(from_model, to_model, reason).inc()
+        _fallbacks(self._label(from_model), self._label(to_model), reason).inc()
 
     def failure(self, model: str, reason: str) -> None:
-        _upstream_failures(model, reason).inc()
+        _upstream_failures(self._label(model), reason).inc()
         _upstream_status.set(reason)
 
 
-def observe_record(rec: UsageRecord) -> None:
-    """Meter hook: tokens, cost and time-to-first-token of one priced request."""
-    model = rec.upstream_model
+def observe_record(rec: UsageRecord, label: ModelLabels) -> None:
+    """Meter hook (bound to the app's labels): tokens, cost and time-to-first-token of one request."""
+    model = label(rec.upstream_model)
     _tokens(model, "prompt").inc(rec.prompt_tokens)
     _tokens(model, "completion").inc(rec.completion_tokens)
     if rec.reasoning_tokens:
@@ -136,7 +156,7 @@ _CHAT_ROUTES = frozenset({"/v1/chat/completions", "/chat/completions"})
 AccessLog = Callable[[web.Request, str, int, float], None]
 
 
-def metrics_middleware(access_log: AccessLog | None) -> Any:
+def metrics_middleware(access_log: AccessLog | None, label: ModelLabels) -> Any:
     """Outermost middleware: it sees the final status of every request, errors included."""
 
     @web.middleware
@@ -169,7 +189,7 @@ def metrics_middleware(access_log: AccessLog | None) -> Any:
             if chat:
                 INFLIGHT.dec()
             metering = request.get(METERING_KEY)
-            model = metering.upstream_model if metering is not None else "-"
+            model = label(metering.upstream_model) if metering is not None else "-"
             _requests(route, model, str(status)).inc()
             _request_seconds(route).observe(elapsed)
             if status == 429 and _upstream_status.get() != "429":
@@ -204,7 +224,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def setup_metrics(app: web.Application, access_log: AccessLog | None) -> None:
-    app.middlewares.insert(0, metrics_middleware(access_log))
+def setup_metrics(app: web.Application, access_log: AccessLog | None, label: ModelLabels) -> None:
+    app.middlewares.insert(0, metrics_middleware(access_log, label))
     app[QUEUE_PROBE_KEY] = []
     app.router.add_get("/metrics", metrics_handler)

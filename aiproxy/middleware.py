@@ -9,33 +9,50 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.appkeys import REQUEST_ID_KEY
+from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, REQUEST_ID_KEY
 from aiproxy.errors import ProxyError
 
 log = logging.getLogger("aiproxy")
 
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
+# The server's id for the request: it keys the ledger row, the credits charge (Idempotency-Key)
+# and the billing line, so it is never taken from the client. The client's own X-Request-ID is
+# only a label (echoed back, stored as client_request_id, logged).
+SERVER_ID_HEADER = "X-Aiproxy-Request-ID"
+CLIENT_ID_HEADER = "X-Request-ID"
 
-def request_id_for(request: web.Request) -> str:
-    """The client's X-Request-ID when it is short and plain, else a fresh one."""
-    given = request.headers.get("X-Request-ID")
+
+def new_request_id() -> str:
+    """A fresh server request id: `req-` and 24 hex digits (96 random bits)."""
+    return "req-" + os.urandom(12).hex()
+
+
+def client_request_id_for(request: web.Request) -> str | None:
+    """The client's X-Request-ID when it is short and plain (a label, never a key), else None."""
+    given = request.headers.get(CLIENT_ID_HEADER)
     if given and _SANE_ID.fullmatch(given):
         return given
-    return "req-" + os.urandom(12).hex()
+    return None
 
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    request[REQUEST_ID_KEY] = request_id_for(request)
+    request[REQUEST_ID_KEY] = new_request_id()
+    client_id = client_request_id_for(request)
+    if client_id is not None:
+        request[CLIENT_REQUEST_ID_KEY] = client_id
     return await handler(request)
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: also reaches streamed responses, whose headers go out early."""
+    """on_response_prepare (also reaches streamed responses, whose headers go out early): the
+    server id always; X-Request-ID echoes the client's id, or carries the server id when the
+    client sent none (or one that was not plain)."""
     rid = request.get(REQUEST_ID_KEY)
     if rid:
-        response.headers["X-Request-ID"] = rid
+        response.headers[SERVER_ID_HEADER] = rid
+        response.headers[CLIENT_ID_HEADER] = request.get(CLIENT_REQUEST_ID_KEY) or rid
 
 
 _HTTP_ERRORS = {

@@ -5,16 +5,17 @@ One entry point so `create_app` needs one line for all of issue 7's wiring.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, MODELS_KEY, UPSTREAM_KEY
 from aiproxy.billing.ledger import PENDING
 from aiproxy.config import Settings
 from aiproxy.lifecycle import READY_CHECKS_KEY, setup_lifecycle
-from aiproxy.metrics import QUEUE_PROBE_KEY, MetricsEvents, observe_record, setup_metrics
+from aiproxy.metrics import QUEUE_PROBE_KEY, MetricsEvents, ModelLabels, observe_record, setup_metrics
 from aiproxy.modelmap import DEFAULT_MODELS_FILE
 from aiproxy.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
 
@@ -44,22 +45,29 @@ async def add_upstream_model_header(request: web.Request, response: web.StreamRe
         response.headers[UPSTREAM_MODEL_HEADER] = metering.upstream_model
 
 
+def model_labels(app: web.Application, fallbacks: dict[str, tuple[str, ...]]) -> ModelLabels:
+    """Metric labels from configuration only: the model map, the price table, the fallbacks."""
+    chains = {m for primary, targets in fallbacks.items() for m in (primary, *targets)}
+    return ModelLabels(app[MODELS_KEY].names() | set(app[METER_KEY].prices.models) | chains)
+
+
 def setup_ops(app: web.Application, settings: Settings) -> None:
     client = app[UPSTREAM_KEY]
     client.retry_policy = retry_policy(settings)
     client.fallbacks = load_fallbacks(settings)
-    client.events = MetricsEvents()
+    labels = model_labels(app, client.fallbacks)
+    client.events = MetricsEvents(labels)
     for line in chains_text(client.fallbacks):
         log.info("model fallback: %s", line)
     app.on_response_prepare.append(add_upstream_model_header)
-    app[METER_KEY].hooks.append(observe_record)
+    app[METER_KEY].hooks.append(functools.partial(observe_record, label=labels))
     setup_lifecycle(app)
     access_log = None
     if settings.log_format == "json":
         from aiproxy.jsonlog import json_access_log
 
         access_log = json_access_log
-    setup_metrics(app, access_log)
+    setup_metrics(app, access_log, labels)
     _watch_dependencies(app, settings)
 
 

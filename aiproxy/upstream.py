@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from typing import Any, AsyncIterator, Callable, Sequence
+from urllib.parse import quote
 
 import aiohttp
 
@@ -23,6 +24,12 @@ from aiproxy.retry import FALLBACK_STATUSES, RETRY_STATUSES, Fallbacks, RetryPol
 log = logging.getLogger("aiproxy.upstream")
 
 API_VERSION = "v1beta"
+
+
+def model_path(model: str, method: str) -> str:
+    """`models/{model}:{method}` with the model percent-quoted: even a name that slipped past
+    validation stays one path segment and cannot pick another method or add a query."""
+    return f"models/{quote(model, safe='')}:{method}"
 
 
 class UpstreamStreamError(Exception):
@@ -250,7 +257,7 @@ class GeminiClient:
         return GeminiStream(resp, used)
 
     def _stream_url(self, model: str) -> str:
-        return f"{self.base}/models/{model}:streamGenerateContent?alt=sse"
+        return f"{self.base}/{model_path(model, 'streamGenerateContent')}?alt=sse"
 
     async def call_json(self, method: str, path: str, body: Any = None) -> Any:
         """A non-streaming call (models, embeddings, countTokens): parsed JSON or ProxyError."""

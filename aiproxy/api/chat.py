@@ -17,6 +17,7 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.appkeys import (
     CHAT_REQUEST_KEY,
+    CLIENT_REQUEST_ID_KEY,
     METERING_KEY,
     METER_KEY,
     MODELS_KEY,
@@ -85,7 +86,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     upstream_model = app[MODELS_KEY].resolve_chat(req.model)
     req._think_tags = reasoning_as_think_tags(request)
     metering = Metering(
-        request_id=request[REQUEST_ID_KEY], user=req.billing_user, requested_model=req.model,
+        request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY),
+        user=req.billing_user, requested_model=req.model,
         upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
     )
     request[CHAT_REQUEST_KEY] = req

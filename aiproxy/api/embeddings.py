@@ -24,11 +24,11 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import estimate_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError, bad_request
-from aiproxy.upstream import GeminiClient
+from aiproxy.upstream import GeminiClient, model_path
 
 BATCH_LIMIT = 100  # requests per batchEmbedContents call
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -82,13 +82,13 @@ async def embed_slices(upstream: GeminiClient, model: str, texts: list[str],
     if len(texts) == 1:
         body = _embed_request(model, texts[0], dims)
         del body["model"]
-        answer = await upstream.call_json("POST", f"models/{model}:embedContent", body)
+        answer = await upstream.call_json("POST", model_path(model, "embedContent"), body)
         yield texts, [answer["embedding"]["values"]]
         return
     for start in range(0, len(texts), BATCH_LIMIT):
         chunk = texts[start:start + BATCH_LIMIT]
         requests = [_embed_request(model, t, dims) for t in chunk]
-        answer = await upstream.call_json("POST", f"models/{model}:batchEmbedContents", {"requests": requests})
+        answer = await upstream.call_json("POST", model_path(model, "batchEmbedContents"), {"requests": requests})
         yield chunk, [e["values"] for e in answer["embeddings"]]
 
 
@@ -96,7 +96,7 @@ async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[st
     """Gemini's own count for the inputs, or None when countTokens is unavailable."""
     try:
         answer = await upstream.call_json(
-            "POST", f"models/{model}:countTokens", {"contents": [{"parts": [{"text": t}]} for t in texts]})
+            "POST", model_path(model, "countTokens"), {"contents": [{"parts": [{"text": t}]} for t in texts]})
         return int(answer["totalTokens"])
     except (ProxyError, KeyError, TypeError, ValueError):
         return None
@@ -122,8 +122,8 @@ async def embeddings(request: web.Request) -> web.Response:
     upstream_model = app[MODELS_KEY].resolve_embedding(model)
     user = billing_user(body.get("user_id"), body.get("user"))
     chars = sum(len(t) for t in texts)
-    m = Metering(request_id=request[REQUEST_ID_KEY], user=user, requested_model=model,
-                 upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
+    m = Metering(request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY), user=user,
+                 requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
     for check in app[PREFLIGHT_KEY]:
         await check(request, m, 0)
 

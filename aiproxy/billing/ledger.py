@@ -52,7 +52,8 @@ class Ledger(Protocol):
         """Connect and bring the schema to the current version."""
 
     async def record(self, rec: UsageRecord) -> None:
-        """Return once `rec` is durably committed; a repeated request_id is ignored."""
+        """Return once `rec` is durably committed. `request_id` is the server's own id, so only a
+        replay of the same row (never another request) is ignored as a repeat."""
 
     async def close(self) -> None:
         """Commit everything still pending, then close."""

@@ -29,6 +29,8 @@ class Dialect:
 
 
 # Logical columns; the dialect names their SQL types. Cost is "money": exact decimal storage.
+# USAGE is migration 1's table as shipped (never edited); later columns are added by their own
+# migration step and listed in USAGE_ADDED, in the order they were added.
 USAGE = (
     ("request_id", "text", "NOT NULL UNIQUE"),
     ("user_id", "text", "NOT NULL"),
@@ -63,7 +65,10 @@ OUTBOX = (
     ("last_error", "text", ""),
     ("created_at", "time", "NOT NULL"),
 )
-USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE)
+USAGE_ADDED = (
+    ("client_request_id", "text", ""),  # migration 3: the client's X-Request-ID, a label (not unique)
+)
+USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE + USAGE_ADDED)
 CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1]) + ", lease_token"  # Charge's fields, in order
 
 
@@ -86,8 +91,20 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             ],
         ),
         (2, [_table(d, "outbox", OUTBOX, with_id=False), "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)"]),
+        (
+            3,  # request_id became the server's own id; the client's id is kept beside it
+            [
+                _add_column(d, "usage", USAGE_ADDED[0]),
+                "CREATE INDEX usage_client_request_id ON usage (client_request_id)",
+            ],
+        ),
         (4, [f"ALTER TABLE outbox ADD COLUMN lease_token {d.types['text']}"]),  # lease ownership
     ]
+
+
+def _add_column(d: Dialect, table: str, column: tuple[str, str, str]) -> str:
+    name, kind, extra = column
+    return f"ALTER TABLE {table} ADD COLUMN {name} {d.types[kind]} {extra}".rstrip()
 
 
 def _insert(d: Dialect, table: str, columns: str, conflict: str) -> str:
@@ -106,13 +123,14 @@ def insert_charge(d: Dialect) -> str:
 
 
 def usage_values(d: Dialect, rec: UsageRecord) -> tuple[Any, ...]:
-    """The row for `rec`, in USAGE order."""
+    """The row for `rec`, in USAGE_COLUMNS order."""
     return (
         rec.request_id, rec.user, rec.key_id, rec.end_user, rec.requested_model, rec.upstream_model,
         rec.endpoint, d.bool_param(rec.streamed), rec.prompt_tokens, rec.completion_tokens,
         rec.reasoning_tokens, rec.cached_tokens, rec.audio_tokens, rec.total_tokens,
         d.money_param(rec.cost_usd), rec.status, d.bool_param(rec.estimated),
         d.bool_param(rec.price_fallback), d.time_param(utc(rec.started_at)), rec.duration_ms, rec.ttft_ms,
+        rec.client_request_id,
     )  # fmt: skip
 
 

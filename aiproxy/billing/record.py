@@ -22,11 +22,12 @@ CONTENT_FILTER = "content_filter"
 class Metering:
     """Per-request usage accumulator; the handler updates it, the meter reads it once."""
 
-    request_id: str
+    request_id: str  # the server's id (unique); never the client's
     user: str
     requested_model: str
     upstream_model: str
     endpoint: str = "chat"  # "chat" | "embeddings"
+    client_request_id: str | None = None  # the client's X-Request-ID: a label, not unique
     streamed: bool = False
     key_id: str | None = None
     end_user: str | None = None  # label under a client key (body user/user_id when keys exist)
@@ -71,3 +72,4 @@ class UsageRecord:
     ttft_ms: float | None
     end_user: str | None = None
     audio_tokens: int = 0  # part of prompt_tokens billed at the audio rate; kept for repricing
+    client_request_id: str | None = None  # the client's X-Request-ID (not unique, never a key)

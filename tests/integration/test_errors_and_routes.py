@@ -194,21 +194,26 @@ async def test_unprefixed_chat_route(proxy_url: str, http: aiohttp.ClientSession
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["buffered", "stream"])
-async def test_sane_request_id_is_echoed_and_billed(proxy_url: str, http: aiohttp.ClientSession, billing_lines: Any,
-                                                     stream: bool) -> None:
+async def test_plain_client_request_id_is_echoed_but_the_server_id_is_billed(
+        proxy_url: str, http: aiohttp.ClientSession, billing_lines: Any, stream: bool) -> None:
     body = {"model": "gpt-4", "messages": user("hi"), "stream": stream}
     async with http.post(f"{proxy_url}/v1/chat/completions", json=body, headers={"X-Request-ID": "trace-abc.123"}) as resp:
         assert resp.headers["X-Request-ID"] == "trace-abc.123"
+        server_id = resp.headers["X-Aiproxy-Request-ID"]
         await resp.read()
-    assert billing_lines()[0].endswith("| Request ID: trace-abc.123")
+    assert re.fullmatch(r"req-[0-9a-f]{24}", server_id)
+    assert billing_lines()[0].endswith(f"| Request ID: {server_id}")
 
 
-async def test_insane_request_id_is_replaced(proxy_url: str, http: aiohttp.ClientSession) -> None:
+async def test_without_a_plain_client_id_both_headers_carry_the_server_id(proxy_url: str,
+                                                                          http: aiohttp.ClientSession) -> None:
     async with http.get(f"{proxy_url}/health", headers={"X-Request-ID": "bad id; drop table"}) as resp:
         rid = resp.headers["X-Request-ID"]
+        assert resp.headers["X-Aiproxy-Request-ID"] == rid
     assert re.fullmatch(r"req-[0-9a-f]{24}", rid)
     async with http.get(f"{proxy_url}/v1/unknown") as resp:
         assert re.fullmatch(r"req-[0-9a-f]{24}", resp.headers["X-Request-ID"])  # errors carry one too
+        assert resp.headers["X-Aiproxy-Request-ID"] == resp.headers["X-Request-ID"]
 
 
 async def test_cors_preflight_from_an_allowed_origin(proxy_url: str, http: aiohttp.ClientSession) -> None:
@@ -221,7 +226,8 @@ async def test_cors_preflight_from_an_allowed_origin(proxy_url: str, http: aioht
         assert "AUTHORIZATION" in resp.headers["Access-Control-Allow-Headers"].upper()
     async with http.get(f"{proxy_url}/v1/models", headers={"Origin": "http://localhost:3000"}) as resp:
         assert resp.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
-        assert "X-Request-ID" in resp.headers["Access-Control-Expose-Headers"]
+        exposed = {h.strip().lower() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+        assert {"x-request-id", "x-aiproxy-request-id"} <= exposed
 
 
 async def test_cors_refuses_other_origins(proxy_url: str, http: aiohttp.ClientSession) -> None:

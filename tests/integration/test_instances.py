@@ -119,8 +119,8 @@ async def test_two_instances_share_limits_ledger_and_reports(
     assert [await p.wait() for p in procs] == [0, 0]
     conn = await asyncpg.connect(PG_ROOT, server_settings={"search_path": shared["schema"]})
     try:
-        rows = await conn.fetch("SELECT request_id, COUNT(*) AS n FROM usage GROUP BY request_id")
+        rows = await conn.fetch("SELECT client_request_id, COUNT(*) AS n FROM usage GROUP BY client_request_id")
     finally:
         await conn.close()
-    assert sorted(r["request_id"] for r in rows) == sorted(ok_ids)
+    assert sorted(r["client_request_id"] for r in rows) == sorted(ok_ids)
     assert {r["n"] for r in rows} == {1}

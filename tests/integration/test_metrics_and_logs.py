@@ -96,15 +96,17 @@ async def test_json_logs_carry_request_context_and_the_unchanged_billing_line(
     async with http.post(proxy.make_url(ROUTE), headers={"X-Request-ID": "req-json-1"},
                          json={"model": "gpt-4", "user": "ann", "messages": [{"role": "user", "content": "hi"}]}) as r:
         assert r.status == 200
+        server_id = r.headers["X-Aiproxy-Request-ID"]
     records = json_records()
     (billing,) = [r for r in records if r["message"].startswith("💰 BILLING")]
     assert billing["message"].startswith("💰 BILLING | User: ann | Model: gpt-4 | Tokens: ")
-    assert billing["message"].endswith("| Request ID: req-json-1")
-    assert (billing["request_id"], billing["user"], billing["model"], billing["upstream_model"]) == (
-        "req-json-1", "ann", "gpt-4", "gemini-2.5-pro")
+    assert billing["message"].endswith(f"| Request ID: {server_id}")
+    assert (billing["request_id"], billing["client_request_id"], billing["user"], billing["model"],
+            billing["upstream_model"]) == (server_id, "req-json-1", "ann", "gpt-4", "gemini-2.5-pro")
     (access,) = [r for r in records if r["logger"] == "aiproxy.requests"]
     assert access["status"] == 200 and access["route"] == ROUTE and access["latency_ms"] >= 0
-    assert (access["request_id"], access["user"], access["model"]) == ("req-json-1", "ann", "gpt-4")
+    assert (access["request_id"], access["client_request_id"], access["user"], access["model"]) == (
+        server_id, "req-json-1", "ann", "gpt-4")
     assert {"ts", "level", "logger", "message"} <= set(access)
 
 

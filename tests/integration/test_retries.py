@@ -131,9 +131,9 @@ async def test_connection_errors_are_retried_then_502() -> None:
     client.retry_policy = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
     await client.start()
     before = metric("aiproxy_upstream_retries_total", model="gemini-2.5-pro", reason="connect")
-    from aiproxy.metrics import MetricsEvents
+    from aiproxy.metrics import MetricsEvents, ModelLabels
 
-    client.events = MetricsEvents()
+    client.events = MetricsEvents(ModelLabels({"gemini-2.5-pro"}))
     try:
         try:
             await client.stream_generate("gemini-2.5-pro", b"{}")

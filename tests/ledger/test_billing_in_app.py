@@ -61,7 +61,7 @@ async def test_each_request_is_one_exact_row_and_reported(upstream, ledger_url) 
         assert total == {"requests": 3, "prompt_tokens": 30, "completion_tokens": 15, "reasoning_tokens": 0,
                          "cached_tokens": 0, "total_tokens": 45, "cost_usd": str(ONE_REQUEST * 3)}  # fmt: skip
         rows = await proxy.app[LEDGER_KEY].rows()
-        assert [r["request_id"] for r in rows] == ["req-app-0", "req-app-1", "req-app-2"]
+        assert [r["client_request_id"] for r in rows] == ["req-app-0", "req-app-1", "req-app-2"]
         assert [bool(r["streamed"]) for r in rows] == [False, True, True]
         assert all(r["status"] == "ok" and not r["estimated"] and not r["price_fallback"] for r in rows)
     finally:
@@ -85,12 +85,13 @@ async def test_credits_preflight_and_charge(upstream, credits_service, ledger_ur
             async with http.post(proxy.make_url("/v1/chat/completions"), json=chat(stream=True, max_tokens=1000),
                                  headers={"X-Request-ID": "req-billed"}) as resp:  # fmt: skip
                 assert resp.status == 200
+                server_id = resp.headers["X-Aiproxy-Request-ID"]
                 await resp.read()
         for _ in range(100):
             if state.charges:
                 break
             await asyncio.sleep(0.02)
-        assert [(c["user_id"], c["amount"], c["key"]) for c in state.charges] == [("alice", ONE_REQUEST, "req-billed")]
+        assert [(c["user_id"], c["amount"], c["key"]) for c in state.charges] == [("alice", ONE_REQUEST, server_id)]
         assert state.balances["alice"] == Decimal("1") - ONE_REQUEST
         ledger = proxy.app[LEDGER_KEY]
         assert [r["user_id"] for r in await ledger.rows()] == ["alice"]  # the refused one cost nothing
@@ -120,7 +121,7 @@ async def test_row_is_committed_before_the_last_byte(upstream, ledger_url, strea
                 raw = await resp.read()
         assert raw.endswith(b"data: [DONE]\n\n") if stream else raw.endswith(b"}")
         # No waiting: the moment the client has the whole response, the row is in the ledger.
-        assert [r["request_id"] for r in await proxy.app[LEDGER_KEY].rows()] == ["req-first"]
+        assert [r["client_request_id"] for r in await proxy.app[LEDGER_KEY].rows()] == ["req-first"]
     finally:
         await proxy.close()
 
@@ -142,7 +143,7 @@ async def test_client_gone_mid_stream_leaves_an_estimated_row(ledger_url) -> Non
                 break
             await asyncio.sleep(0.02)
         (row,) = rows
-        assert (row["request_id"], row["status"], bool(row["estimated"])) == ("req-gone", "client_disconnected", True)
+        assert (row["client_request_id"], row["status"], bool(row["estimated"])) == ("req-gone", "client_disconnected", True)
         assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0  # estimated from the text seen
         assert Decimal(str(row["cost_usd"])) > 0
     finally:

@@ -103,7 +103,7 @@ async def test_every_completed_request_survives_the_kill(ledger_url: str, tmp_pa
     ledger = open_ledger(ledger_url)
     await ledger.open()
     try:
-        recorded = {r["request_id"] for r in await ledger.rows()}
+        recorded = {r["client_request_id"] for r in await ledger.rows()}
     finally:
         await ledger.close()
     assert len(completed) >= 50, f"load too light to mean anything: {len(completed)} completed"

@@ -226,7 +226,7 @@ async def test_outbox_of_an_older_ledger_gains_lease_tokens(ledger_url, monkeypa
 
     for module in (ledger_pg, ledger_sqlite):  # a ledger created before migration 4
         original = module.migrations
-        monkeypatch.setattr(module, "migrations", lambda d, original=original: [m for m in original(d) if m[0] <= 2])
+        monkeypatch.setattr(module, "migrations", lambda d, original=original: [m for m in original(d) if m[0] <= 3])
     old = open_ledger(ledger_url, outbox=True)
     await old.open()
     await old.record(make_record(request_id="req-old", cost_usd=Decimal("0.1")))
