@@ -25,6 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiproxy.config import Settings
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.openai_types import ChatRequest
+from aiproxy.public_address import is_public_address
 from aiproxy.translate.media import decoded_size, split_data_url
 
 Resolver = Callable[[str], Awaitable[list[str]]]  # hostname -> IP address strings
@@ -34,15 +35,6 @@ MAX_REDIRECTS = 3
 async def system_resolver(host: str) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def is_public_address(ip: str) -> bool:
-    """True only for globally routable unicast addresses (IPv4-mapped IPv6 judged as IPv4)."""
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not (addr.is_multicast or addr.is_reserved or addr.is_link_local
-                                   or addr.is_loopback or addr.is_private or addr.is_unspecified)
 
 
 class _PinnedResolver(AbstractResolver):

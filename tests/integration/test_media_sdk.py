@@ -113,6 +113,7 @@ async def test_remote_image_from_loopback_is_fetched_when_allowed(proxy_factory:
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1/x.png", "http://10.1.2.3/x.png", "http://169.254.169.254/latest/meta-data",
     "http://[::1]/x.png", "http://[::ffff:127.0.0.1]/x.png", "http://224.0.0.1/x.png", "http://0.0.0.0/x.png",
+    "http://[2002:7f00:1::]/x.png", "http://[64:ff9b::a9fe:a9fe]/latest",  # 6to4, NAT64 of private IPv4
 ])
 async def test_ssrf_private_addresses_are_refused_with_400(openai_client: Any, url: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
