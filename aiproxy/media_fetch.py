@@ -175,7 +175,7 @@ class RemoteImageFetcher:
                 for k, (url, param) in enumerate(targets):
                     group.create_task(fetch_one(k, url, param))
         except TimeoutError:
-            late = next(param for (_, param), got in zip(targets, results) if got is None)
+            late = next((param for (_, param), got in zip(targets, results) if got is None), targets[-1][1])
             raise _unfetchable(late, f"the request's remote images were not all fetched within "
                                      f"{self.timeout:g} s") from None
         except BaseExceptionGroup as failed:
