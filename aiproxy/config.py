@@ -179,7 +179,9 @@ class Settings(BaseSettings):
     reasoning_format: Literal["field", "think-tags"] = "field"
     # --- media (issue 3) ---
     max_media_bytes: int = Field(15 * 1024 * 1024, ge=1)  # decoded media per request, else 413
-    media_fetch_timeout: float = Field(10.0, gt=0)  # seconds to fetch one remote image_url
+    media_fetch_timeout: float = Field(10.0, gt=0)  # seconds to fetch ALL of one request's remote images
+    max_remote_media: int = Field(16, ge=0)  # http(s) image URLs fetched per request; more → 400
+    media_fetch_concurrency: int = Field(4, ge=1, le=64)  # of one request's remote images fetched at once
     media_fetch_allow_private: bool = False  # tests only: allow loopback/private image URLs
 
 

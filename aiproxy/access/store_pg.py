@@ -1,8 +1,8 @@
 """Key store in the ledger's PostgreSQL database (asyncpg), so every instance sees one key table.
 
 `?schema=name` in USAGE_DB_URL puts the tables in that schema, as the ledger does (tests use a
-fresh schema per run). Migrations run under an advisory lock so instances starting together
-apply each step once.
+fresh schema per run). Migrations run through aiproxy.storage.migrate (advisory lock first), so
+instances starting together apply each step once.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import asyncpg
 
 from aiproxy.access.keys import KeyRecord
 from aiproxy.access.store_sql import COLUMNS, VERSION_TABLE, from_row, migrations, to_params
-from aiproxy.billing.ledger_pg import quote_ident, split_schema  # the ledger's URL conventions
-
-MIGRATION_LOCK = 0x6169_7078_6B65_7973  # "aipxkeys"
+from aiproxy.storage.migrate import migrate_postgres
+from aiproxy.storage.urls import split_schema
 
 
 class PostgresKeyStore:
@@ -27,18 +26,9 @@ class PostgresKeyStore:
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else {}
         self._pool = await asyncpg.create_pool(self._dsn, min_size=0, max_size=2, server_settings=settings)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            if self.schema:
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
-            )
-            current = await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {VERSION_TABLE}")
-            for version, script in migrations("NUMERIC", "TIMESTAMPTZ", "BOOLEAN"):
-                if version > current:
-                    await conn.execute(script)
-                    await conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ($1, now())", version)
+        async with self._pool.acquire() as conn:
+            steps = [(v, [script]) for v, script in migrations("NUMERIC", "TIMESTAMPTZ", "BOOLEAN")]
+            await migrate_postgres(conn, VERSION_TABLE, steps, schema=self.schema)
 
     def _p(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiproxy.access.keys import KeyRecord
 from aiproxy.access.store_sql import COLUMNS, VERSION_TABLE, from_row, migrations, to_params
+from aiproxy.storage.migrate import migrate_sqlite
 
 
 def _stamp(dt: datetime | None) -> str | None:
@@ -52,14 +53,7 @@ class SqliteKeyStore:
             self._keeper = self._connect()
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")  # one process migrates at a time
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-            current = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
-            for version, script in migrations("TEXT", "TEXT", "INTEGER"):
-                if version > current:
-                    conn.execute(script)
-                    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?, ?)", (version, _stamp(datetime.now(timezone.utc))))
-            conn.execute("COMMIT")
+            migrate_sqlite(conn, VERSION_TABLE, [(v, [script]) for v, script in migrations("TEXT", "TEXT", "INTEGER")])
         finally:
             conn.close()
 

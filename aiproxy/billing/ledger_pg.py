@@ -3,8 +3,8 @@
 Rows go in groups (one transaction, `executemany` pipelined) exactly like the SQLite backend;
 cost is NUMERIC, so sums are exact in the database and come back as Decimal. `?schema=name` in
 the URL puts the tables in their own schema (created if missing): tests use a fresh one per run.
-Migrations take a transaction-scoped advisory lock, so instances starting together apply each
-migration once.
+Migrations run through aiproxy.storage.migrate (advisory lock first), so instances starting
+together apply each migration once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -22,6 +21,7 @@ from aiproxy.billing.ledger_sql import (
     CHARGE_COLUMNS,
     COUNT_CHARGES,
     USAGE_COLUMNS,
+    VERSION_TABLE,
     Dialect,
     charge_values,
     claim_query,
@@ -35,8 +35,8 @@ from aiproxy.billing.ledger_sql import (
     utc,
 )
 from aiproxy.billing.record import UsageRecord
-
-MIGRATION_LOCK = 0x6169_7078_6C65_6467  # "aipxledg": one advisory lock id for schema changes
+from aiproxy.storage.migrate import migrate_postgres
+from aiproxy.storage.urls import split_schema
 
 DIALECT = Dialect(
     placeholder=lambda i: f"${i}",
@@ -53,19 +53,6 @@ INSERT_USAGE = insert_usage(DIALECT)
 INSERT_CHARGE = insert_charge(DIALECT)
 CLAIM = claim_query(DIALECT, lock=" FOR UPDATE SKIP LOCKED")
 UPDATE_CHARGE = update_charge_query(DIALECT)
-
-
-def split_schema(url: str) -> tuple[str, str | None]:
-    """Take our own `schema` query parameter out of the URL (asyncpg would send it as a setting)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class PostgresLedger:
@@ -88,19 +75,8 @@ class PostgresLedger:
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=1, max_size=self._pool_size, server_settings=settings, command_timeout=30
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            if self.schema:
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
-            )
-            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            for version, statements in migrations(DIALECT):
-                if version > current:
-                    for stmt in statements:
-                        await conn.execute(stmt)
-                    await conn.execute("INSERT INTO schema_version VALUES ($1, now())", version)
+        async with self.pool.acquire() as conn:
+            await migrate_postgres(conn, VERSION_TABLE, migrations(DIALECT), schema=self.schema)
 
     async def close(self) -> None:
         await self._commits.drain()

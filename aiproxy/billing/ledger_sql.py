@@ -70,6 +70,7 @@ USAGE_ADDED = (
 )
 USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE + USAGE_ADDED)
 CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1]) + ", lease_token"  # Charge's fields, in order
+VERSION_TABLE = "schema_version"  # where aiproxy.storage.migrate records the ledger's steps
 
 
 def _table(d: Dialect, name: str, columns: tuple[tuple[str, str, str], ...], with_id: bool) -> str:

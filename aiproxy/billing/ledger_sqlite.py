@@ -24,6 +24,7 @@ from aiproxy.billing.ledger_sql import (
     CHARGE_COLUMNS,
     COUNT_CHARGES,
     USAGE_COLUMNS,
+    VERSION_TABLE,
     Dialect,
     charge_values,
     claim_query,
@@ -37,6 +38,8 @@ from aiproxy.billing.ledger_sql import (
     utc,
 )
 from aiproxy.billing.record import UsageRecord
+from aiproxy.storage.migrate import migrate_sqlite
+from aiproxy.storage.sqlite_wal import enable_wal
 
 T = TypeVar("T")
 
@@ -109,22 +112,9 @@ class SqliteLedger:
     def _open_writer(self) -> None:
         conn = self._connect()
         if not self._memory:
-            conn.execute("PRAGMA journal_mode = WAL")
+            enable_wal(conn)  # retried: another process opening the same fresh file may hold it
             conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-        for version, statements in migrations(DIALECT):
-            if version <= current:
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in statements:
-                    conn.execute(stmt)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, ts(datetime.now(timezone.utc))))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        migrate_sqlite(conn, VERSION_TABLE, migrations(DIALECT))
         self._wconn = conn
 
     def _open_reader(self) -> None:

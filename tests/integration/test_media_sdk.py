@@ -113,6 +113,7 @@ async def test_remote_image_from_loopback_is_fetched_when_allowed(proxy_factory:
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1/x.png", "http://10.1.2.3/x.png", "http://169.254.169.254/latest/meta-data",
     "http://[::1]/x.png", "http://[::ffff:127.0.0.1]/x.png", "http://224.0.0.1/x.png", "http://0.0.0.0/x.png",
+    "http://[2002:7f00:1::]/x.png", "http://[64:ff9b::a9fe:a9fe]/latest",  # 6to4, NAT64 of private IPv4
 ])
 async def test_ssrf_private_addresses_are_refused_with_400(openai_client: Any, url: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
@@ -128,22 +129,23 @@ async def _resolve_to_loopback(host: str) -> list[str]:
 
 @pytest.mark.parametrize("host", ["innocent.example", "mixed.example"])
 async def test_hostname_resolving_to_private_address_is_refused(host: str) -> None:
-    fetcher = RemoteImageFetcher(max_bytes=10_000, timeout=5, resolver=_resolve_to_loopback)
-    with pytest.raises(ProxyError) as info:
-        await fetcher.fetch(f"http://{host}/cat.png", "p", 10_000)
+    async with RemoteImageFetcher(max_bytes=10_000, timeout=5, resolver=_resolve_to_loopback) as fetcher:
+        with pytest.raises(ProxyError) as info:
+            await fetcher.fetch(f"http://{host}/cat.png", "p", 10_000)
     assert (info.value.status, info.value.code) == (400, "image_url_refused")
 
 
 async def test_redirect_to_a_refused_address_is_refused(image_server: Any) -> None:
     port = image_server.port
-    fetcher = RemoteImageFetcher(max_bytes=10_000, timeout=5, resolver=_resolve_to_loopback,
-                                 address_allowed=lambda ip: ip == "127.0.0.1")
-    target = f"http://innocent.example:{port}/cat.png"
-    ok_type, ok_body = await fetcher.fetch(str(image_server.make_url(f"/redirect?to={target}")), "p", 10_000)
-    assert ok_body == PNG  # a redirect to an allowed address is followed
-    fetcher.resolver = _resolve_private_only
-    with pytest.raises(ProxyError) as info:
-        await fetcher.fetch(str(image_server.make_url(f"/redirect?to=http://inner.example:{port}/cat.png")), "p", 10_000)
+    async with RemoteImageFetcher(max_bytes=10_000, timeout=5, resolver=_resolve_to_loopback,
+                                  address_allowed=lambda ip: ip == "127.0.0.1") as fetcher:
+        target = f"http://innocent.example:{port}/cat.png"
+        ok_type, ok_body = await fetcher.fetch(str(image_server.make_url(f"/redirect?to={target}")), "p", 10_000)
+        assert ok_body == PNG  # a redirect to an allowed address is followed
+        fetcher.resolver = _resolve_private_only
+        with pytest.raises(ProxyError) as info:
+            await fetcher.fetch(str(image_server.make_url(f"/redirect?to=http://inner.example:{port}/cat.png")),
+                                "p", 10_000)
     assert info.value.code == "image_url_refused"
 
 
@@ -152,19 +154,19 @@ async def _resolve_private_only(host: str) -> list[str]:
 
 
 async def test_too_many_redirects_is_a_400(image_server: Any) -> None:
-    fetcher = RemoteImageFetcher(max_bytes=10_000, timeout=5, allow_private=True)
     url = str(image_server.make_url("/cat.png"))
     for _ in range(4):
         url = str(image_server.make_url("/redirect").with_query(to=url))
-    with pytest.raises(ProxyError) as info:
-        await fetcher.fetch(url, "p", 10_000)
+    async with RemoteImageFetcher(max_bytes=10_000, timeout=5, allow_private=True) as fetcher:
+        with pytest.raises(ProxyError) as info:
+            await fetcher.fetch(url, "p", 10_000)
     assert info.value.status == 400 and "redirects" in info.value.message
 
 
 async def test_remote_image_larger_than_the_budget_is_a_413(image_server: Any) -> None:
-    fetcher = RemoteImageFetcher(max_bytes=1000, timeout=5, allow_private=True)
-    with pytest.raises(ProxyError) as info:
-        await fetcher.fetch(str(image_server.make_url("/huge.png")), "p", 1000)
+    async with RemoteImageFetcher(max_bytes=1000, timeout=5, allow_private=True) as fetcher:
+        with pytest.raises(ProxyError) as info:
+            await fetcher.fetch(str(image_server.make_url("/huge.png")), "p", 1000)
     assert info.value.status == 413
 
 
@@ -180,9 +182,9 @@ async def test_remote_image_timeout_is_a_400_saying_it_could_not_be_fetched() ->
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        fetcher = RemoteImageFetcher(max_bytes=1000, timeout=0.2, allow_private=True)
-        with pytest.raises(ProxyError) as info:
-            await fetcher.fetch(str(server.make_url("/slow")), "p", 1000)
+        async with RemoteImageFetcher(max_bytes=1000, timeout=0.2, allow_private=True) as fetcher:
+            with pytest.raises(ProxyError) as info:
+                await fetcher.fetch(str(server.make_url("/slow")), "p", 1000)
     finally:
         await server.close()
     assert info.value.status == 400 and "could not be fetched" in info.value.message

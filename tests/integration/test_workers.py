@@ -89,3 +89,24 @@ async def test_a_crashed_worker_is_restarted(supervisor: tuple[ProxyProcess, Not
     assert "exited with code -9; restarting" in p.log
     p.signal(signal.SIGINT)
     assert await p.wait() == 0
+
+
+async def test_workers_starting_together_on_a_fresh_database_all_come_up(tmp_path: Path, emulator: TestServer) -> None:
+    """Both workers migrate the same new SQLite ledger and key tables at once; none may fail
+    ("table usage already exists", "database is locked") and be restarted. Two fresh starts (the
+    deterministic proof, eight openers at once on both backends, is tests/ledger/test_migrations.py)."""
+    for n in range(2):
+        run_dir = tmp_path / f"start-{n}"
+        run_dir.mkdir()
+        p = spawn(run_dir, emulator_url(emulator), name="fresh", WORKERS="2",
+                  PROMETHEUS_MULTIPROC_DIR=str(run_dir / "prom"))  # USAGE_DB_URL default: ./data/usage.db, new
+        try:
+            await wait_healthy(p)
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+                assert len(await worker_pids(http, p.url, want=2)) == 2
+            p.signal(signal.SIGTERM)
+            assert await p.wait() == 0
+            assert "exited with code" not in p.log, p.log[-3000:]
+            assert (run_dir / "data" / "usage.db").exists()
+        finally:
+            p.kill()
