@@ -20,6 +20,7 @@ from aiproxy.access.openapi import openapi_json
 from aiproxy.access.throttle import Throttle
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY, PREFLIGHT_KEY
 from aiproxy.billing.record import UsageRecord
+from aiproxy.billing.reservations import RESERVATIONS_KEY
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy.access")
@@ -60,7 +61,8 @@ def setup_access(app: web.Application, settings: Settings) -> Access:
     store = open_keystore(settings.usage_db_url)
     limiter = _make_limiter(settings)
     throttle = Throttle(limiter, fail_closed=settings.rate_limit_redis_failure == "closed",
-                        default_output_tokens=settings.rate_limit_default_output_tokens)
+                        default_output_tokens=settings.rate_limit_default_output_tokens,
+                        reservations=app[RESERVATIONS_KEY])
     once = getattr(limiter, "set_once", None)
     budgets = Budgets(lambda: _ledger_spent(app), settings.budget_cache_ttl, settings.budget_alert_webhook, once)
     access = Access(store, KeyCache(store, settings.key_cache_ttl), limiter, throttle, budgets)
@@ -75,7 +77,7 @@ def setup_access(app: web.Application, settings: Settings) -> Access:
         try:
             return await handler(request)
         finally:
-            await asyncio.shield(throttle.release(request))
+            await asyncio.shield(throttle.close_stream(request))
 
     async def budget_hook(rec: UsageRecord) -> None:
         key = access.keys.snapshot.by_id.get(rec.key_id or "")
@@ -86,7 +88,7 @@ def setup_access(app: web.Application, settings: Settings) -> Access:
     app.middlewares.append(hardening_middleware(settings))
     app[PREFLIGHT_KEY].insert(0, bind_identity)  # before any other check reads the billing user
     app[PREFLIGHT_KEY].extend([throttle.preflight, budgets.preflight])
-    app[METER_KEY].hooks.extend([throttle.correct, budget_hook])
+    app[METER_KEY].hooks.append(budget_hook)
     hide_server_banner()
     app.on_response_prepare.append(add_security_headers)
     app.on_response_prepare.append(throttle.add_headers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -15,6 +17,7 @@ from aiproxy.access.limits_redis import LimiterUnavailable, RedisLimiter
 from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.server import free_port
 from tests.access.conftest import add_key, bearer, chat_body
+from tests.access.test_limits import cut_stream_midway
 
 pytestmark = pytest.mark.redis
 REDIS = "redis://127.0.0.1:6379/0"
@@ -149,3 +152,16 @@ async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, pr
     finally:
         await other.close()
     assert len([r for r in caplog.records if "budget alert" in r.getMessage()]) == 1
+
+
+async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, http: aiohttp.ClientSession,
+                                                            prefix: str) -> None:
+    tpm = 6_000  # refills 100 tokens a second on Redis' clock
+    proxy = await proxy_factory(redis_url=REDIS, redis_key_prefix=prefix)
+    key, _ = await add_key(proxy, tpm=tpm)
+    started = time.monotonic()
+    rec = await cut_stream_midway(proxy, key, tpm)
+    async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
+        remaining = int(resp.headers["x-ratelimit-remaining-tokens"])
+    refilled = math.ceil((time.monotonic() - started) * tpm / 60)
+    assert max(0, tpm - rec.total_tokens) <= remaining <= max(0, tpm - rec.total_tokens) + refilled + 1
