@@ -104,12 +104,17 @@ class Budgets:
     _warned_at: float = float("-inf")
 
     async def ledger_spent(self, user: str, since: datetime) -> Decimal:
+        """The seed of a user's counters; 503 budget_unavailable when the ledger cannot say."""
         source = self.spent_source()
         if source is None:
             log.error("budgets are configured but no usage ledger is available; refusing budgeted keys")
-            raise ProxyError(503, "Budget accounting is unavailable; please retry later.", type="api_error",
-                             code="budget_unavailable", headers={"Retry-After": "5"})
-        return await source(user, since)
+        else:
+            try:
+                return await source(user, since)
+            except Exception as exc:  # noqa: BLE001 - any ledger failure: refuse, never guess the spend
+                log.warning("could not read %s's spend from the ledger (%s)", user, type(exc).__name__)
+        raise ProxyError(503, "Budget accounting is unavailable; please retry later.", type="api_error",
+                         code="budget_unavailable", headers={"Retry-After": "5"})
 
     async def preflight(self, request: web.Request, metering: Metering, max_out: int | None) -> None:
         rec: KeyRecord | None = request.get(KEY_RECORD)

@@ -102,7 +102,13 @@ class MemoryBudgetCounters:
     async def _read(self, key: tuple[str, str, datetime], seed: SeedFn) -> None:
         c = self._counters.get(key)
         settled_before = c.settled if c is not None else 0
-        spent = to_units(await seed(key[0], key[2]))
+        try:
+            spent = to_units(await seed(key[0], key[2]))
+        except Exception:
+            if c is None:
+                raise
+            c.loaded_at = self._clock()  # the ledger cannot answer: keep counting from what is known
+            return
         c = self._counters.get(key)
         if c is None:
             if len(self._counters) >= MAX_COUNTERS:

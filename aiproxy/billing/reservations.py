@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -63,7 +63,7 @@ class Reservations:
         """Meter hook: end the request's holds with its real usage."""
         holds = self._open.pop(rec.request_id, None)
         if holds:
-            await _end_all(holds, "settle", rec)
+            await _end_all(holds, lambda hold: hold.settle(rec))
 
     async def end_unmetered(self, request: web.Request) -> None:
         """End the holds the meter did not settle: released, or kept when the upstream was reached."""
@@ -72,7 +72,8 @@ class Reservations:
         if holds is None or self._open.get(rid) is not holds:
             return  # none taken, or already settled by the meter
         del self._open[rid]
-        await _end_all(holds, "keep" if request.get(METERING_KEY) is not None else "release", None)
+        reached_upstream = request.get(METERING_KEY) is not None
+        await _end_all(holds, lambda hold: hold.keep() if reached_upstream else hold.release())
 
     def middleware(self) -> Any:
         @web.middleware
@@ -88,13 +89,9 @@ class Reservations:
 RESERVATIONS_KEY: web.AppKey[Reservations] = web.AppKey("reservations", Reservations)
 
 
-async def _end_all(holds: list[Hold], how: str, rec: UsageRecord | None) -> None:
+async def _end_all(holds: list[Hold], end: Callable[[Hold], Awaitable[None]]) -> None:
     for hold in holds:
         try:
-            if how == "settle":
-                assert rec is not None
-                await hold.settle(rec)
-            else:
-                await getattr(hold, how)()
+            await end(hold)
         except Exception:  # noqa: BLE001 - one failing store must not leave the others held
-            log.exception("could not %s a %s reservation", how, type(hold).__name__)
+            log.exception("could not end a %s reservation", type(hold).__name__)

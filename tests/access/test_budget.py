@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aiproxy.access.budget import period_end, period_start
+from aiproxy.access.budget import period_end, period_start, periods_at
+from aiproxy.access.budget_counters import MemoryBudgetCounters, Refusal
 from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY
 from aiproxy.billing.pricing import worst_case_cost
@@ -154,3 +155,34 @@ async def test_budget_counters_unreachable_follow_the_redis_policy(proxy_factory
         assert statuses == [(503, "budget_unavailable")] * 2
     else:  # this instance's own counters still hold the budget
         assert statuses == [(200, None), (429, "insufficient_quota")]
+
+
+async def test_memory_counters_never_lose_a_cost_settled_during_a_ledger_read() -> None:
+    now = [0.0]
+    counters = MemoryBudgetCounters(ttl=5, clock=lambda: now[0])
+    [day] = periods_at(datetime(2026, 3, 15, 12, tzinfo=timezone.utc), [("day", Decimal("0.000001"))])  # 1000 nano
+    ledger = {"spent": Decimal("0.0000001")}  # 100 nano
+    gate = asyncio.Event()
+
+    async def seed(user: str, since: datetime) -> Decimal:
+        await gate.wait()
+        return ledger["spent"]
+
+    gate.set()
+    assert await counters.reserve("eve", [day], 400, seed) is None  # 100 + 400
+    gate.clear()
+    now[0] = 10.0  # stale: the next reservation re-reads the ledger
+    refresh = asyncio.create_task(counters.reserve("eve", [day], 100, seed))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the read has started and waits for the ledger
+    assert await counters.settle("eve", [day], 400, 300) == [400]  # settled while the read is in flight
+    gate.set()  # the read does not include that cost yet
+    assert await refresh is None
+    assert await counters.reserve("eve", [day], 501, seed) == Refusal(day, 400, 100)  # 400 + 100 + 501 > 1000
+
+    async def ledger_down(user: str, since: datetime) -> Decimal:
+        raise ConnectionError("ledger down")
+
+    now[0] = 20.0
+    assert await counters.reserve("eve", [day], 500, ledger_down) is None  # kept counting from what is known
+    assert await counters.reserve("eve", [day], 1, ledger_down) == Refusal(day, 400, 600)
