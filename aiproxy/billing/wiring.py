@@ -3,8 +3,9 @@
 - the ledger is the meter's sink: a row is committed before the response's last byte;
 - it opens at startup and, at cleanup (graceful shutdown), commits whatever is still pending;
 - with CREDITS_SERVICE_URL and CREDITS_SERVICE_API_KEY set: the worst case is reserved against
-  the balance before Gemini is called, every priced row enqueues its charge in the same transaction, and the
-  outbox worker sends the charges in the background (and resumes pending ones at start).
+  the balance before Gemini is called, every priced row enqueues its charge in the same
+  transaction, and the outbox worker sends the charges in the background (and resumes pending
+  ones at start).
 """
 
 from __future__ import annotations

@@ -144,8 +144,8 @@ async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, pr
     try:
         for lim in (limiter, other):  # two instances, each with its own counters seeded at $0.50
             counters = MemoryBudgetCounters(ttl=60)
-            budgets = Budgets(lambda: spent, counters, Reservations(), PriceTable({}, ModelPrice(Decimal(0), Decimal(0))),
-                              0, once=lim.set_once)
+            free = PriceTable({}, ModelPrice(Decimal(0), Decimal(0)))
+            budgets = Budgets(lambda: spent, counters, Reservations(), free, 0, once=lim.set_once)
             periods, cost = periods_at(datetime.now(timezone.utc), budgets_of(rec)), to_units(Decimal("0.35"))
             assert await counters.reserve("carol", periods, cost, spent) is None
             await budgets.settle(BudgetHold(budgets, counters, rec, periods, cost), cost)  # → 85%
