@@ -16,6 +16,7 @@ from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, STATE_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import load_price_table
+from aiproxy.billing.reservations import RESERVATIONS_KEY, Reservations
 from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
 from aiproxy.media_fetch import setup_media
@@ -29,13 +30,16 @@ log = logging.getLogger("aiproxy")
 
 def create_app(settings: Settings) -> web.Application:
     meter = Meter(load_price_table(settings.pricing_file))
+    reservations = Reservations()  # admission's holds, ended after the meter (see reservations.py)
+    meter.hooks.append(reservations.settle)
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, metering_middleware(meter)],
+        middlewares=[request_id_middleware, error_middleware, reservations.middleware(), metering_middleware(meter)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
     app[MODELS_KEY] = load_model_map(settings.models_file)
     app[METER_KEY] = meter
+    app[RESERVATIONS_KEY] = reservations
     app[PREFLIGHT_KEY] = []
     app[STATE_KEY] = {}
     app[UPSTREAM_KEY] = GeminiClient(

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # A stream slot held in Redis expires after this many seconds even if its instance died.
     stream_lease_seconds: float = Field(900.0, gt=0)
     budget_cache_ttl: float = Field(5.0, ge=0)  # seconds a user's spend from the ledger is trusted
+    # Output tokens a budget reservation assumes when the client sent no max_tokens.
+    budget_default_output_tokens: int = Field(8192, ge=0)
     budget_alert_webhook: str | None = None  # POST target for 80% / 100% budget alerts
     cors_allow_credentials: bool = False
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)

@@ -1,10 +1,15 @@
-"""USD budgets per user per UTC day and month, enforced before the call from the ledger's totals.
+"""USD budgets per user per UTC day and month: each request reserves its worst case first.
 
-A key's budgets apply to its user's whole spend (all of that user's keys). The spend comes from
-the ledger (`spent(user, since)`), cached for BUDGET_CACHE_TTL seconds and advanced by each
-finished request's cost, so a busy user costs one ledger query per TTL. Crossing 80% and 100%
-logs a warning and, with BUDGET_ALERT_WEBHOOK, POSTs one alert per user, period and threshold
-(de-duplicated across instances through Redis when REDIS_URL is set).
+A key's budgets apply to its user's whole spend (all of that user's keys). Admission reserves the
+request's worst case (billing/worst_case.py) and refuses it (429 insufficient_quota) unless
+spent + reserved + worst case stays within every budget of the key; the meter then swaps the
+reservation for the real cost, and a request that never reached Gemini gives it back
+(billing/reservations.py). The counters (budget_counters.py) are seeded from the ledger's
+`spent(user, since)`; with REDIS_URL they live in Redis and every instance shares them, else in
+this process (re-read from the ledger every BUDGET_CACHE_TTL seconds). Redis unreachable:
+RATE_LIMIT_REDIS_FAILURE=closed answers 503, open falls back to this process's counters.
+Crossing 80% and 100% logs a warning and, with BUDGET_ALERT_WEBHOOK, POSTs one alert per user,
+period and threshold (de-duplicated across instances through Redis when REDIS_URL is set).
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import aiohttp
 from aiohttp import web
 
 from aiproxy.access.auth import KEY_RECORD
-from aiproxy.access.keys import KeyRecord
-from aiproxy.billing.pricing import format_usd
+from aiproxy.access.budget_counters import (BudgetCounters, CountersUnavailable, MemoryBudgetCounters, PeriodBudget,
+                                            Refusal, to_units, to_usd)
+from aiproxy.access.keys import KeyRecord, KeySnapshot
+from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
+from aiproxy.billing.reservations import Reservations
+from aiproxy.billing.worst_case import request_worst_case
 from aiproxy.errors import ProxyError
 
 log = logging.getLogger("aiproxy.access")
@@ -33,6 +42,7 @@ SpentFn = Callable[[str, datetime], Awaitable[Decimal]]
 OnceFn = Callable[[str, int], Awaitable[bool]]  # (name, ttl seconds) -> first time?
 THRESHOLDS = (80, 100)
 MAX_PENDING_ALERTS = 100  # bounded: a flood of alerts drops the excess (each is also logged)
+WARN_EVERY = 60.0  # seconds between "Redis unreachable" warnings
 
 
 def period_start(period: str, now: datetime) -> datetime:
@@ -51,64 +61,138 @@ def budgets_of(rec: KeyRecord) -> list[tuple[str, Decimal]]:
     return [(p, b) for p, b in (("day", rec.daily_budget), ("month", rec.monthly_budget)) if b is not None]
 
 
+def periods_at(now: datetime, budgets: list[tuple[str, Decimal]]) -> list[PeriodBudget]:
+    return [PeriodBudget(p, period_start(p, now), period_end(p, now), to_units(b)) for p, b in budgets]
+
+
+@dataclass
+class BudgetHold:
+    """One request's worst case, reserved in every budget period of its key."""
+
+    budgets: Budgets
+    counters: BudgetCounters  # where it was reserved (Redis, or the local fallback)
+    key: KeyRecord
+    periods: list[PeriodBudget]
+    amount: int  # nano-USD
+
+    async def settle(self, rec: UsageRecord) -> None:
+        await self.budgets.settle(self, to_units(rec.cost_usd))
+
+    async def release(self) -> None:
+        await self.budgets.settle(self, 0)
+
+    async def keep(self) -> None:
+        await self.budgets.settle(self, self.amount)
+
+
 @dataclass
 class Budgets:
     spent_source: Callable[[], SpentFn | None]  # resolved lazily: the ledger is opened at startup
-    ttl: float
+    counters: BudgetCounters
+    reservations: Reservations
+    prices: PriceTable
+    default_output_tokens: int
+    fail_closed: bool = False
+    local: MemoryBudgetCounters | None = None  # fallback when `counters` (Redis) is unreachable
     webhook: str | None = None
     once: OnceFn | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
-    _cache: dict[tuple[str, str, datetime], tuple[Decimal, float]] = field(default_factory=dict)
     _alerted: dict[str, float] = field(default_factory=dict)  # alert name → end of its period (epoch s)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
+    _budgeted: tuple[int, frozenset[str]] = (0, frozenset())  # (id of key snapshot, users with a budget)
+    _warned_at: float = float("-inf")
 
-    async def spent(self, user: str, period: str, now: datetime) -> Decimal:
-        start = period_start(period, now)
-        key = (user, period, start)
-        hit = self._cache.get(key)
-        if hit is not None and time.monotonic() - hit[1] < self.ttl:
-            return hit[0]
+    async def ledger_spent(self, user: str, since: datetime) -> Decimal:
+        """The seed of a user's counters; 503 budget_unavailable when the ledger cannot say."""
         source = self.spent_source()
         if source is None:
             log.error("budgets are configured but no usage ledger is available; refusing budgeted keys")
-            raise ProxyError(503, "Budget accounting is unavailable; please retry later.", type="api_error",
-                             code="budget_unavailable", headers={"Retry-After": "5"})
-        value = await source(user, start)
-        if len(self._cache) > 10_000:  # bounded: drop entries of past periods and stale users
-            self._cache = {k: v for k, v in self._cache.items() if time.monotonic() - v[1] < self.ttl}
-        self._cache[key] = (value, time.monotonic())
-        return value
+        else:
+            try:
+                return await source(user, since)
+            except Exception as exc:  # noqa: BLE001 - any ledger failure: refuse, never guess the spend
+                log.warning("could not read %s's spend from the ledger (%s)", user, type(exc).__name__)
+        raise ProxyError(503, "Budget accounting is unavailable; please retry later.", type="api_error",
+                         code="budget_unavailable", headers={"Retry-After": "5"})
 
-    async def preflight(self, request: web.Request, metering: Metering, _max_out: int | None) -> None:
+    async def preflight(self, request: web.Request, metering: Metering, max_out: int | None) -> None:
         rec: KeyRecord | None = request.get(KEY_RECORD)
-        if rec is None:
+        if rec is None or not budgets_of(rec):
             return
         now = self.clock()
-        for period, budget in budgets_of(rec):
-            spent = await self.spent(rec.user, period, now)
-            if spent >= budget:
-                wait = max(1, math.ceil((period_end(period, now) - now).total_seconds()))
-                raise ProxyError(
-                    429, f"You exceeded your {'daily' if period == 'day' else 'monthly'} budget of "
-                         f"${format_usd(budget)} (spent ${format_usd(spent)}); it resets at "
-                         f"{period_end(period, now).strftime('%Y-%m-%d %H:%M')} UTC.",
-                    type="insufficient_quota", code="insufficient_quota", headers={"Retry-After": str(wait)},
-                )  # fmt: skip
+        periods = periods_at(now, budgets_of(rec))
+        worst = to_units(request_worst_case(self.prices, metering, max_out, self.default_output_tokens))
+        counters = self.counters
+        try:
+            refusal = await counters.reserve(rec.user, periods, worst, self.ledger_spent)
+        except CountersUnavailable as exc:
+            counters = self._fallback(str(exc))
+            refusal = await counters.reserve(rec.user, periods, worst, self.ledger_spent)
+        if refusal is not None:
+            raise self._refusal(refusal, worst, now)
+        self.reservations.add(request, BudgetHold(self, counters, rec, periods, worst))
 
-    async def after(self, usage: UsageRecord, rec: KeyRecord) -> None:
-        """Count the finished request in the cached spend; alert on crossing 80% / 100%."""
+    def _fallback(self, why: str) -> BudgetCounters:
+        """RATE_LIMIT_REDIS_FAILURE for budgets: 503, or this process's own counters."""
+        if self.fail_closed or self.local is None:
+            raise ProxyError(503, "Budget accounting is temporarily unavailable; please retry.", type="api_error",
+                             code="budget_unavailable", headers={"Retry-After": "1"})
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning("budget counters unreachable (%s); budgets are checked per instance "
+                        "(RATE_LIMIT_REDIS_FAILURE=open)", why)
+        return self.local
+
+    def _refusal(self, r: Refusal, worst: int, now: datetime) -> ProxyError:
+        p = r.period
+        name = "daily" if p.period == "day" else "monthly"
+        resets = p.end.strftime("%Y-%m-%d %H:%M")
+        budget, spent = format_usd(to_usd(p.budget)), format_usd(to_usd(r.spent))
+        if r.spent >= p.budget:
+            message = f"You exceeded your {name} budget of ${budget} (spent ${spent}); it resets at {resets} UTC."
+        else:
+            message = (f"This request could exceed your {name} budget of ${budget}: spent ${spent}, "
+                       f"${format_usd(to_usd(r.reserved))} held by requests in progress, and this request may "
+                       f"cost up to ${format_usd(to_usd(worst))}. Lower max_tokens, or retry later; the budget "
+                       f"resets at {resets} UTC.")
+        alone_fits = r.spent + worst <= p.budget  # only requests in progress are in the way
+        wait = 1 if alone_fits else max(1, math.ceil((p.end - now).total_seconds()))
+        return ProxyError(429, message, type="insufficient_quota", code="insufficient_quota",
+                          headers={"Retry-After": str(wait)})
+
+    async def settle(self, hold: BudgetHold, cost: int) -> None:
+        """Swap `hold` for `cost` (nano-USD); alert on crossing 80% / 100%."""
+        try:
+            after = await hold.counters.settle(hold.key.user, hold.periods, hold.amount, cost)
+        except CountersUnavailable as exc:
+            log.warning("could not settle a budget reservation (%s); it stays held until the period ends", exc)
+            return
         now = self.clock()
-        for period, budget in budgets_of(rec):
-            key = (rec.user, period, period_start(period, now))
-            hit = self._cache.get(key)
-            if hit is None:
+        for p, spent in zip(hold.periods, after):
+            if spent is None:
                 continue
-            spent = hit[0] + usage.cost_usd
-            self._cache[key] = (spent, hit[1])
             for pct in THRESHOLDS:
-                if spent * 100 >= budget * pct:
-                    await self._alert(rec, period, key[2], pct, budget, spent, now)
+                if spent * 100 >= p.budget * pct:
+                    await self._alert(hold.key, p.period, p.start, pct, to_usd(p.budget), to_usd(spent), now)
+
+    def budgeted_users(self, snapshot: KeySnapshot) -> frozenset[str]:
+        if self._budgeted[0] != id(snapshot):
+            self._budgeted = (id(snapshot), frozenset(r.user for r in snapshot.by_id.values() if budgets_of(r)))
+        return self._budgeted[1]
+
+    async def add_spend(self, rec: UsageRecord) -> None:
+        """Count a request that held no reservation (a key without budgets, of a user whose other
+        keys have some) in that user's counters."""
+        periods = periods_at(rec.started_at, [("day", Decimal(0)), ("month", Decimal(0))])
+        for counters in (self.counters, self.local):
+            if counters is None:
+                continue
+            try:
+                await counters.settle(rec.user, periods, 0, to_units(rec.cost_usd))
+            except CountersUnavailable:
+                pass  # a later seed from the ledger counts it
 
     async def _alert(self, rec: KeyRecord, period: str, start: datetime, pct: int, budget: Decimal,
                      spent: Decimal, now: datetime) -> None:

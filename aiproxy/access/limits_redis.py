@@ -84,6 +84,11 @@ class RedisLimiter:
         self._buckets = self._redis.register_script(BUCKETS_LUA)
         self._stream = self._redis.register_script(STREAM_LUA)
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool, shared with the budget counters."""
+        return self._redis
+
     def _keys(self, key_id: str) -> list[str]:
         base = f"{self._prefix}rl:{key_id}"
         return [base + ":r", base + ":t"]

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiproxy.access import redact
 from aiproxy.access.auth import authenticate, bind_identity, needs_auth
 from aiproxy.access.budget import Budgets, SpentFn, budgets_of
+from aiproxy.access.budget_counters import BudgetCounters, MemoryBudgetCounters
 from aiproxy.access.hardening import (OpenProxyRefused, add_security_headers, hardening_middleware, hide_server_banner,
                                       is_loopback)
 from aiproxy.access.keys import KeyCache, KeyStore, open_keystore
@@ -20,6 +21,7 @@ from aiproxy.access.openapi import openapi_json
 from aiproxy.access.throttle import Throttle
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY, PREFLIGHT_KEY
 from aiproxy.billing.record import UsageRecord
+from aiproxy.billing.reservations import RESERVATIONS_KEY
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy.access")
@@ -55,14 +57,29 @@ def _make_limiter(settings: Settings) -> RateLimiter:
     return MemoryLimiter()
 
 
+def _budget_counters(settings: Settings, limiter: RateLimiter, local: MemoryBudgetCounters) -> BudgetCounters:
+    """Shared through Redis (on the rate limiter's connection pool) when REDIS_URL is set."""
+    client = getattr(limiter, "client", None)
+    if settings.redis_url and client is not None:
+        from aiproxy.access.budget_counters_redis import RedisBudgetCounters
+
+        return RedisBudgetCounters(client, settings.redis_key_prefix)
+    return local
+
+
 def setup_access(app: web.Application, settings: Settings) -> Access:
     redact.install([settings.gemini_key, _secret(settings, "admin_token"), _secret(settings, "credits_service_api_key")])
     store = open_keystore(settings.usage_db_url)
     limiter = _make_limiter(settings)
     throttle = Throttle(limiter, fail_closed=settings.rate_limit_redis_failure == "closed",
-                        default_output_tokens=settings.rate_limit_default_output_tokens)
-    once = getattr(limiter, "set_once", None)
-    budgets = Budgets(lambda: _ledger_spent(app), settings.budget_cache_ttl, settings.budget_alert_webhook, once)
+                        default_output_tokens=settings.rate_limit_default_output_tokens,
+                        reservations=app[RESERVATIONS_KEY])
+    local = MemoryBudgetCounters(settings.budget_cache_ttl)
+    counters = _budget_counters(settings, limiter, local)
+    budgets = Budgets(lambda: _ledger_spent(app), counters, app[RESERVATIONS_KEY], app[METER_KEY].prices,
+                      settings.budget_default_output_tokens, fail_closed=settings.rate_limit_redis_failure == "closed",
+                      local=local if counters is not local else None,
+                      webhook=settings.budget_alert_webhook, once=getattr(limiter, "set_once", None))
     access = Access(store, KeyCache(store, settings.key_cache_ttl), limiter, throttle, budgets)
     app[ACCESS_KEY] = access
     admin_token = settings.admin_secret
@@ -75,18 +92,22 @@ def setup_access(app: web.Application, settings: Settings) -> Access:
         try:
             return await handler(request)
         finally:
-            await asyncio.shield(throttle.release(request))
+            await asyncio.shield(throttle.close_stream(request))
 
     async def budget_hook(rec: UsageRecord) -> None:
-        key = access.keys.snapshot.by_id.get(rec.key_id or "")
+        """Requests of keys without budgets still count towards their user's budgets."""
+        snapshot = access.keys.snapshot
+        key = snapshot.by_id.get(rec.key_id or "")
         if key is not None and budgets_of(key):
-            await budgets.after(rec, key)
+            return  # its own reservation is settled with its cost
+        if rec.cost_usd > 0 and rec.user in budgets.budgeted_users(snapshot):
+            await budgets.add_spend(rec)
 
     app.middlewares.append(access_middleware)
     app.middlewares.append(hardening_middleware(settings))
     app[PREFLIGHT_KEY].insert(0, bind_identity)  # before any other check reads the billing user
     app[PREFLIGHT_KEY].extend([throttle.preflight, budgets.preflight])
-    app[METER_KEY].hooks.extend([throttle.correct, budget_hook])
+    app[METER_KEY].hooks.append(budget_hook)
     hide_server_banner()
     app.on_response_prepare.append(add_security_headers)
     app.on_response_prepare.append(throttle.add_headers)

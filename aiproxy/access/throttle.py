@@ -2,9 +2,11 @@
 after-the-fact token correction (a Meter hook).
 
 Tokens are estimated before the call (prompt characters / 4 + the output limit, or
-RATE_LIMIT_DEFAULT_OUTPUT_TOKENS when the client set none) and the bucket is corrected by the
-real total once the meter knows it. Every response to a rate-limited key carries the headers;
-responses that are not model calls report the state without consuming anything.
+RATE_LIMIT_DEFAULT_OUTPUT_TOKENS when the client set none). The estimate is a reservation
+(`TokenHold`): the meter replaces it by the real total, and it is refunded only when the request
+never reached the upstream, so a client that hangs up still has its tokens counted. Every
+response to a rate-limited key carries the headers; responses that are not model calls report
+the state without consuming anything.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 import math
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +26,7 @@ from aiproxy.access.keys import KeyRecord
 from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits, RateLimiter
 from aiproxy.billing.meter import estimate_tokens
 from aiproxy.billing.record import Metering, UsageRecord
+from aiproxy.billing.reservations import Reservations
 from aiproxy.errors import ProxyError
 
 log = logging.getLogger("aiproxy.access")
@@ -59,11 +63,38 @@ def limits_of(rec: KeyRecord) -> Limits:
 
 
 @dataclass
+class TokenHold:
+    """A request's tokens-per-minute estimate, taken at admission and ended once."""
+
+    limiter: RateLimiter
+    key_id: str
+    limits: Limits
+    estimate: int
+
+    async def settle(self, rec: UsageRecord) -> None:
+        await self._adjust(rec.total_tokens - self.estimate)
+
+    async def release(self) -> None:
+        await self._adjust(-self.estimate)
+
+    async def keep(self) -> None:
+        return None  # the estimate stays counted
+
+    async def _adjust(self, delta: int) -> None:
+        if delta == 0:
+            return
+        try:
+            await self.limiter.adjust(self.key_id, self.limits, delta)
+        except LimiterUnavailable:
+            pass  # the correction is best effort; the bucket refills anyway
+
+
+@dataclass
 class Throttle:
     limiter: RateLimiter
     fail_closed: bool
     default_output_tokens: int
-    estimates: dict[str, tuple[str, Limits, int]] = field(default_factory=dict)  # request id → charge
+    reservations: Reservations
     _warned_at: float = float("-inf")
 
     def _unavailable(self, what: str) -> None:
@@ -97,7 +128,7 @@ class Throttle:
         if not state.allowed:
             raise self._refusal(state)
         if limits.tpm:
-            self.estimates[request[REQUEST_ID_KEY]] = (rec.id, limits, min(tokens, limits.tpm))
+            self.reservations.add(request, TokenHold(self.limiter, rec.id, limits, min(tokens, limits.tpm)))
 
     async def _open_stream(self, request: web.Request, rec: KeyRecord) -> None:
         lease = request[REQUEST_ID_KEY] + ":" + secrets.token_hex(8)
@@ -121,31 +152,11 @@ class Throttle:
         headers = {"Retry-After": str(wait), **ratelimit_headers(state)}
         return ProxyError(429, message, code="rate_limit_exceeded", headers=headers)
 
-    async def correct(self, rec: UsageRecord) -> None:
-        """Meter hook: replace the estimate with the real token count."""
-        charged = self.estimates.pop(rec.request_id, None)
-        if charged is None:
-            return
-        key_id, limits, estimate = charged
-        await self._adjust(key_id, limits, rec.total_tokens - estimate)
-
-    async def _adjust(self, key_id: str, limits: Limits, delta: int) -> None:
-        if delta == 0:
-            return
-        try:
-            await self.limiter.adjust(key_id, limits, delta)
-        except LimiterUnavailable:
-            pass  # the correction is best effort; the bucket refills anyway
-
-    async def release(self, request: web.Request) -> None:
-        """After the response: free the stream slot; refund an estimate nobody was billed for."""
+    async def close_stream(self, request: web.Request) -> None:
+        """After the response: free the request's concurrent-stream slot."""
         lease = request.get(LEASE_SLOT)
         if lease is not None:
             await self.limiter.close_stream(*lease)
-        charged = self.estimates.pop(request.get(REQUEST_ID_KEY, ""), None)
-        if charged is not None:
-            key_id, limits, estimate = charged
-            await self._adjust(key_id, limits, -estimate)
 
     async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
         """on_response_prepare: the x-ratelimit-* headers on every response to a limited key."""

@@ -9,10 +9,13 @@ proxy's own CREDITS_SERVICE_API_KEY is wrong: the charge is fine and goes throug
 operator fixes the key, so those are retried (and logged as errors), never dropped.
 
 The pre-flight refuses (402 `insufficient_quota`) a request whose worst case the balance cannot
-cover, before anything is spent upstream. Balances are cached for a few seconds (one fetch per
-user at a time) and lowered locally by each charge, so the check costs no round trip per request;
-the cache keeps at most `max_users` balances (least recently used dropped first), so a stream of
-new users cannot grow it without bound.
+cover, before anything is spent upstream, and reserves that worst case (`CreditHold`) until the
+meter swaps it for the real charge: concurrent requests see each other's reservations, so a burst
+cannot overdraw the balance. Balances are cached for a few seconds (one fetch per user at a time)
+and lowered locally by each charge, so the check costs no round trip per request. Reservations
+live in this process: several instances each see only their own, and a balance fetched again
+while charges still wait in the outbox does not yet show them. The cache keeps at most
+`max_users` balances (least recently used dropped first), so new users cannot grow it unbounded.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Literal
 
@@ -30,8 +33,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aiproxy.billing.pricing import PriceTable, worst_case_cost
-from aiproxy.billing.record import Metering
+from aiproxy.billing.pricing import PriceTable, format_usd
+from aiproxy.billing.record import Metering, UsageRecord
+from aiproxy.billing.reservations import Reservations
+from aiproxy.billing.worst_case import request_worst_case
 from aiproxy.errors import ProxyError
 
 log = logging.getLogger("aiproxy.credits")
@@ -143,6 +148,7 @@ class CreditGate:
         self._clock = clock
         self._cache: OrderedDict[str, tuple[Decimal | None, float]] = OrderedDict()  # least recent first
         self._inflight: dict[str, asyncio.Task[Decimal | None]] = {}
+        self._reserved: dict[str, Decimal] = {}  # worst cases of this user's requests in flight
 
     async def _balance(self, user: str) -> Decimal | None:
         hit = self._cache.get(user)
@@ -170,28 +176,52 @@ class CreditGate:
         return len(self._cache)
 
     async def preflight(self, user: str, worst_case_cost: Decimal) -> None:
-        """Return when `user` can cover `worst_case_cost`; raise ProxyError 402 when not, and per
-        the policy (open: allow, closed: 503) when the service cannot be asked."""
+        """Return when `user` can cover `worst_case_cost` besides what is reserved; raise ProxyError
+        402 when not, and per the policy (open: allow, closed: 503) when the service cannot be asked."""
+        await self._admit(user, worst_case_cost, reserve=False)
+
+    async def reserve(self, user: str, worst_case_cost: Decimal) -> CreditHold | None:
+        """Like `preflight`, and hold `worst_case_cost` until the request ends (None: the service
+        could not be asked and the policy let the request through)."""
+        return await self._admit(user, worst_case_cost, reserve=True)
+
+    async def _admit(self, user: str, worst_case_cost: Decimal, *, reserve: bool) -> CreditHold | None:
         try:
             balance = await self._balance(user)
         except CreditsUnavailable as exc:
             if self.fail_policy == "open":
                 log.warning("credits service unreachable (%s); allowing %s (fail-open)", exc, user)
-                return
+                return None
             log.error("credits service unreachable (%s); refusing %s (fail-closed)", exc, user)
             raise ProxyError(503, "The billing service is unavailable; try again shortly.", type="api_error",
                              code="billing_unavailable") from None  # fmt: skip
         if balance is None:
             raise ProxyError(402, f"No credit account exists for user {user!r}.", code="insufficient_quota",
                              type="insufficient_quota")  # fmt: skip
-        if balance < worst_case_cost:
+        reserved = self._reserved.get(user, Decimal(0))  # no await from here: check and reserve are one step
+        if balance - reserved < worst_case_cost:
+            held = f" (${format_usd(reserved)} of it held by requests in progress)" if reserved else ""
             raise ProxyError(
                 402,
-                f"Insufficient credits: this request may cost up to ${format(worst_case_cost.normalize(), 'f')} "
-                f"and the balance is ${format(balance.normalize(), 'f')}.",
+                f"Insufficient credits: this request may cost up to ${format_usd(worst_case_cost)} "
+                f"and the balance is ${format_usd(balance)}{held}.",
                 code="insufficient_quota",
                 type="insufficient_quota",
             )
+        if not reserve:
+            return None
+        self._reserved[user] = reserved + worst_case_cost
+        return CreditHold(self, user, worst_case_cost)
+
+    def end_hold(self, user: str, amount: Decimal, charge: Decimal) -> None:
+        """Drop a reservation and lower the cached balance by the real `charge`, in one step."""
+        left = self._reserved.get(user, Decimal(0)) - amount
+        if left > 0:
+            self._reserved[user] = left
+        else:
+            self._reserved.pop(user, None)
+        if charge > 0:
+            self.note_charge(user, charge)
 
     def note_charge(self, user: str, amount: Decimal) -> None:
         """Lower the cached balance by a charge just incurred, so a burst cannot overspend the TTL."""
@@ -200,14 +230,31 @@ class CreditGate:
             self._cache[user] = (hit[0] - amount, hit[1])
 
 
-def preflight_hook(gate: CreditGate, prices: PriceTable, default_max_tokens: int) -> Any:
-    """Adapter to the app's PREFLIGHT_KEY signature. Worst case = the prompt's text at ~4 chars a
-    token (images and audio are not counted: the check is a guard, the bill is exact) plus the
-    client's output limit, or `default_max_tokens` when it set none."""
+@dataclass
+class CreditHold:
+    """One request's worst case, held against its user's balance until the request ends."""
+
+    gate: CreditGate
+    user: str
+    amount: Decimal
+
+    async def settle(self, rec: UsageRecord) -> None:
+        self.gate.end_hold(self.user, self.amount, rec.cost_usd)
+
+    async def release(self) -> None:
+        self.gate.end_hold(self.user, self.amount, Decimal(0))
+
+    async def keep(self) -> None:
+        self.gate.end_hold(self.user, self.amount, self.amount)
+
+
+def reserve_credits(gate: CreditGate, prices: PriceTable, default_max_tokens: int, reservations: Reservations) -> Any:
+    """The admission step: reserve the request's worst case (billing/worst_case.py, with
+    `default_max_tokens` when the client set no output limit) against the user's balance."""
 
     async def check(request: web.Request, m: Metering, max_output_tokens: int | None) -> None:
-        prompt = math.ceil(m.prompt_chars / 4)
-        limit = max_output_tokens if max_output_tokens is not None else default_max_tokens
-        await gate.preflight(m.user, worst_case_cost(prices, m.upstream_model, prompt, limit))
+        hold = await gate.reserve(m.user, request_worst_case(prices, m, max_output_tokens, default_max_tokens))
+        if hold is not None:
+            reservations.add(request, hold)
 
     return check

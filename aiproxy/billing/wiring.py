@@ -2,9 +2,10 @@
 
 - the ledger is the meter's sink: a row is committed before the response's last byte;
 - it opens at startup and, at cleanup (graceful shutdown), commits whatever is still pending;
-- with CREDITS_SERVICE_URL and CREDITS_SERVICE_API_KEY set: the pre-flight balance check runs
-  before Gemini is called, every priced row enqueues its charge in the same transaction, and the
-  outbox worker sends the charges in the background (and resumes pending ones at start).
+- with CREDITS_SERVICE_URL and CREDITS_SERVICE_API_KEY set: the worst case is reserved against
+  the balance before Gemini is called, every priced row enqueues its charge in the same
+  transaction, and the outbox worker sends the charges in the background (and resumes pending
+  ones at start).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from aiproxy.appkeys import CREDITS_KEY, LEDGER_KEY, PREFLIGHT_KEY
-from aiproxy.billing.credits import CreditGate, CreditsClient, preflight_hook
+from aiproxy.billing.credits import CreditGate, CreditsClient, reserve_credits
 from aiproxy.billing.credits_outbox import OutboxWorker
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.meter import Meter
 from aiproxy.billing.record import UsageRecord
+from aiproxy.billing.reservations import RESERVATIONS_KEY
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy.billing")
@@ -42,11 +44,11 @@ def install_billing(app: web.Application, settings: Settings, meter: Meter) -> N
         gate = CreditGate(client, ttl=settings.credits_balance_ttl, fail_policy=settings.credits_fail_policy)
         worker = OutboxWorker(ledger, client, max_delay=settings.credits_retry_max_delay)
         app[CREDITS_KEY] = gate
-        app[PREFLIGHT_KEY].append(preflight_hook(gate, meter.prices, settings.credits_preflight_max_tokens))
+        app[PREFLIGHT_KEY].append(reserve_credits(gate, meter.prices, settings.credits_preflight_max_tokens,
+                                                  app[RESERVATIONS_KEY]))
 
-        def after_record(rec: UsageRecord, gate: CreditGate = gate, worker: OutboxWorker = worker) -> None:
-            if rec.cost_usd > 0:
-                gate.note_charge(rec.user, rec.cost_usd)
+        def after_record(rec: UsageRecord, worker: OutboxWorker = worker) -> None:
+            if rec.cost_usd > 0:  # the request's CreditHold lowered the cached balance
                 worker.nudge()
 
         meter.hooks.append(after_record)

@@ -46,3 +46,14 @@ def scripted(**directive: Any) -> str:
 def run_prefix() -> str:
     """A Redis key prefix no other test run (or helper) shares."""
     return f"aiproxy-test:{os.getpid()}:{secrets.token_hex(4)}:"
+
+
+async def delete_redis_keys(url: str, prefix: str) -> None:
+    """Remove what a test left in the shared Redis under its own prefix."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -11,6 +11,8 @@ import pytest
 from aiproxy.access.limits import Bucket, Limits, MemoryLimiter, take
 from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.access.throttle import duration
+from aiproxy.appkeys import METER_KEY
+from aiproxy.billing.record import CLIENT_DISCONNECTED
 from tests.access.conftest import add_key, bearer, chat_body, scripted
 
 HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
@@ -171,3 +173,27 @@ async def test_concurrent_streams(proxy_factory: Any, http: aiohttp.ClientSessio
                 break
         await asyncio.sleep(0.02)
     assert resp.status == 200
+
+
+async def cut_stream_midway(proxy: Any, key: str, tokens_per_minute: int) -> Any:
+    """A stream the client hangs up on after its first chunk; returns the metered row."""
+    billed: asyncio.Queue[Any] = asyncio.Queue()
+    proxy.app[METER_KEY].hooks.append(billed.put_nowait)  # runs after the app's own hooks
+    body = chat_body("x" * 8000 + scripted(words=2000, chunks=40, chunk_delay_ms=50), stream=True)
+    async with aiohttp.ClientSession() as client:
+        resp = await client.post(proxy.make_url("/v1/chat/completions"), json=body, headers=bearer(key))
+        assert resp.status == 200 and resp.headers["x-ratelimit-limit-tokens"] == str(tokens_per_minute)
+        await _first_event(resp)
+        await _first_event(resp)
+        resp.close()  # the client leaves mid-stream
+    rec = await asyncio.wait_for(billed.get(), timeout=10)
+    assert rec.status == CLIENT_DISCONNECTED and rec.total_tokens > 2000
+    return rec
+
+
+async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
+    proxy = await frozen_proxy(proxy_factory)
+    key, _ = await add_key(proxy, tpm=100_000)
+    rec = await cut_stream_midway(proxy, key, 100_000)
+    async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
+        assert resp.headers["x-ratelimit-remaining-tokens"] == str(100_000 - rec.total_tokens)

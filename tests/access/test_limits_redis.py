@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Any, AsyncIterator
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
 from aiproxy.access.limits import Limits
 from aiproxy.access.limits_redis import LimiterUnavailable, RedisLimiter
 from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.server import free_port
-from tests.access.conftest import add_key, bearer, chat_body
+from tests.access.conftest import add_key, bearer, chat_body, delete_redis_keys
+from tests.access.test_limits import cut_stream_midway
 
 pytestmark = pytest.mark.redis
 REDIS = "redis://127.0.0.1:6379/0"
@@ -23,11 +25,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 @pytest.fixture
 async def prefix(run_prefix: str) -> AsyncIterator[str]:
     yield run_prefix
-    client = aioredis.from_url(REDIS)
-    keys = [k async for k in client.scan_iter(match=run_prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_redis_keys(REDIS, run_prefix)
 
 
 @pytest.fixture
@@ -130,9 +128,11 @@ async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, pr
     from datetime import datetime, timezone
     from decimal import Decimal
 
-    from aiproxy.access.budget import Budgets
+    from aiproxy.access.budget import BudgetHold, Budgets, budgets_of, periods_at
+    from aiproxy.access.budget_counters import MemoryBudgetCounters, to_units
     from aiproxy.access.keys import KeyRecord
-    from tests.ledger.factories import make_record
+    from aiproxy.billing.pricing import ModelPrice, PriceTable
+    from aiproxy.billing.reservations import Reservations
 
     caplog.set_level(logging.WARNING, logger="aiproxy.access")
     other = RedisLimiter(REDIS, prefix, lease_seconds=60)
@@ -142,10 +142,54 @@ async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, pr
         return Decimal("0.5")
 
     try:
-        instances = [Budgets(lambda: spent, ttl=60, once=lim.set_once) for lim in (limiter, other)]
-        for budgets in instances:
-            await budgets.spent("carol", "day", datetime.now(timezone.utc))  # warm the cache at $0.50
-            await budgets.after(make_record(user="carol", cost_usd=Decimal("0.35")), rec)  # → 85%
+        for lim in (limiter, other):  # two instances, each with its own counters seeded at $0.50
+            counters = MemoryBudgetCounters(ttl=60)
+            free = PriceTable({}, ModelPrice(Decimal(0), Decimal(0)))
+            budgets = Budgets(lambda: spent, counters, Reservations(), free, 0, once=lim.set_once)
+            periods, cost = periods_at(datetime.now(timezone.utc), budgets_of(rec)), to_units(Decimal("0.35"))
+            assert await counters.reserve("carol", periods, cost, spent) is None
+            await budgets.settle(BudgetHold(budgets, counters, rec, periods, cost), cost)  # → 85%
     finally:
         await other.close()
     assert len([r for r in caplog.records if "budget alert" in r.getMessage()]) == 1
+
+
+async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, http: aiohttp.ClientSession,
+                                                            prefix: str) -> None:
+    tpm = 6_000  # refills 100 tokens a second on Redis' clock
+    proxy = await proxy_factory(redis_url=REDIS, redis_key_prefix=prefix)
+    key, _ = await add_key(proxy, tpm=tpm)
+    started = time.monotonic()
+    rec = await cut_stream_midway(proxy, key, tpm)
+    async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
+        remaining = int(resp.headers["x-ratelimit-remaining-tokens"])
+    refilled = math.ceil((time.monotonic() - started) * tpm / 60)
+    assert max(0, tpm - rec.total_tokens) <= remaining <= max(0, tpm - rec.total_tokens) + refilled + 1
+
+
+async def test_budget_counters_seed_from_the_ledger_and_are_shared(limiter: RedisLimiter, prefix: str) -> None:
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from aiproxy.access.budget import periods_at
+    from aiproxy.access.budget_counters import Refusal
+    from aiproxy.access.budget_counters_redis import RedisBudgetCounters
+
+    reads: list[str] = []
+
+    async def ledger_spent(user: str, since: datetime) -> Decimal:
+        reads.append(user)
+        return Decimal("0.000000401")  # 401 nano-USD already in the ledger
+
+    other = RedisLimiter(REDIS, prefix, lease_seconds=60)
+    try:
+        a, b = RedisBudgetCounters(limiter.client, prefix), RedisBudgetCounters(other.client, prefix)
+        periods = periods_at(datetime.now(timezone.utc), [("day", Decimal("0.000001")), ("month", Decimal("0.00001"))])
+        assert await a.reserve("dave", periods, 300, ledger_spent) is None  # 401 + 300 <= 1000
+        assert await b.reserve("dave", periods, 300, ledger_spent) == Refusal(periods[0], 401, 300)  # 1001 > 1000
+        assert reads == ["dave", "dave"]  # seeded once per period, then shared
+        assert await b.settle("dave", periods, 300, 250) == [651, 651]  # the real cost replaces the reservation
+        assert await b.reserve("dave", periods, 349, ledger_spent) is None  # 651 + 349 = 1000: exactly fits
+        assert await a.settle("dave", periods, 349, 0) == [651, 651]  # released
+    finally:
+        await other.close()

@@ -13,14 +13,16 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from aiproxy.appkeys import LEDGER_KEY
+from aiproxy.appkeys import LEDGER_KEY, METER_KEY
 from aiproxy.billing import ledger_pg, ledger_sqlite
 from aiproxy.billing.ledger import open_ledger
+from aiproxy.billing.pricing import worst_case_cost
 from aiproxy.emulator_credits import STATE_KEY
 from tests.access.conftest import add_key, bearer
 from tests.ledger.factories import CREDITS_API_KEY, make_record
 from tests.ledger.test_billing_in_app import ONE_REQUEST, chat, start_proxy, upstream  # noqa: F401 - fixture
 
+BUDGET_DEFAULT_OUTPUT_TOKENS = 8192  # the shipped default of the setting of that name
 SERVER_ID = re.compile(r"req-[0-9a-f]{24}")
 URL = "/v1/chat/completions"
 
@@ -63,7 +65,10 @@ async def test_a_budget_cannot_be_dodged_by_reusing_a_request_id(upstream, ledge
     # BUDGET_CACHE_TTL=0: the budget re-reads the ledger before every request.
     proxy = await start_proxy(upstream, ledger_url, BUDGET_CACHE_TTL="0")
     try:
-        key, _ = await add_key(proxy, user="alice", daily_budget=ONE_REQUEST * 2)
+        # Admission reserves the worst case (prompt + default output); half a request of slack on
+        # top of one request's cost + the worst case lets exactly two requests through.
+        worst = worst_case_cost(proxy.app[METER_KEY].prices, "gemini-2.5-flash", 1, BUDGET_DEFAULT_OUTPUT_TOKENS)
+        key, _ = await add_key(proxy, user="alice", daily_budget=ONE_REQUEST * Decimal("1.5") + worst)
         async with aiohttp.ClientSession() as http:
             statuses = [(await post(http, proxy, chat(), {**bearer(key), "X-Request-ID": "reused"}))[0]
                         for _ in range(4)]
