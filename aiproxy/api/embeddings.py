@@ -11,6 +11,7 @@ done the work, so a client that hangs up during the count is still billed.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from base64 import b64encode
 from typing import Any
@@ -21,7 +22,7 @@ from aiproxy import jsonutil
 from aiproxy.api.chat import read_json
 from aiproxy.appkeys import METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
 from aiproxy.billing.meter import estimate_tokens
-from aiproxy.billing.record import Metering
+from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, Metering
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.upstream import GeminiClient
 
@@ -116,17 +117,24 @@ async def embeddings(request: web.Request) -> web.Response:
     upstream = app[UPSTREAM_KEY]
     vectors = await embed_texts(upstream, upstream_model, texts, dims)
     request[METERING_KEY] = m  # Gemini did the work: billed however the request ends from here
-    counted = await count_prompt_tokens(upstream, upstream_model, texts)
-    m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(chars)
-    m.reported = counted is not None
-    usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
-    if counted is None:
-        usage["estimated"] = True
+    try:
+        counted = await count_prompt_tokens(upstream, upstream_model, texts)
+        m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(chars)
+        m.reported = counted is not None
+        usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
+        if counted is None:
+            usage["estimated"] = True
+        answer = jsonutil.dumps({
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)}
+                     for i, v in enumerate(vectors)],
+            "model": model,
+            "usage": usage,
+        })
+    except BaseException as exc:  # gone during the count, or a proxy fault: bill the estimate, never $0
+        m.status = CLIENT_DISCONNECTED if isinstance(exc, asyncio.CancelledError) else INTERNAL_ERROR
+        if not m.reported:
+            m.prompt_tokens = m.total_tokens = estimate_tokens(chars)
+        raise
     await app[METER_KEY].finish(m)
-    answer = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)} for i, v in enumerate(vectors)],
-        "model": model,
-        "usage": usage,
-    }
-    return web.Response(body=jsonutil.dumps(answer), content_type="application/json")
+    return web.Response(body=answer, content_type="application/json")

@@ -16,6 +16,7 @@ OK = "ok"
 CLIENT_DISCONNECTED = "client_disconnected"
 UPSTREAM_ERROR = "upstream_error"
 CONTENT_FILTER = "content_filter"
+INTERNAL_ERROR = "internal_error"  # the proxy failed after Gemini started: billed as far as known
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class Metering:
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     prompt_chars: int = 0  # for estimates when Gemini never reported usage
+    prompt_estimate: int = 0  # billing.estimate of the whole prompt (text, media, tools); 0 = unknown
     output_chars: int = 0
     finished: bool = False  # set by the meter; guarantees one record per request
 
