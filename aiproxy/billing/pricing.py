@@ -30,7 +30,10 @@ class ModelPrice:
     cached_input_above: Decimal | None = None
 
     def cost(self, prompt: int, completion: int, cached: int = 0, audio: int = 0) -> Decimal:
-        """Cost of one request; `prompt` includes `cached` and `audio` as Gemini reports it."""
+        """Cost of one request; `prompt` includes `cached` and `audio` as Gemini reports it.
+
+        Never negative: counts below zero are read as zero (the rates are checked at load)."""
+        prompt, completion, cached, audio = max(prompt, 0), max(completion, 0), max(cached, 0), max(audio, 0)
         above = self.tier_threshold is not None and prompt > self.tier_threshold
         in_rate = (self.input_above if above and self.input_above is not None else self.input)
         out_rate = (self.output_above if above and self.output_above is not None else self.output)
