@@ -27,6 +27,7 @@ from aiproxy.appkeys import (
     UPSTREAM_KEY,
 )
 from aiproxy.access.hardening import JSON_BODY
+from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
@@ -90,12 +91,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     metering = Metering(
         request_id=request[REQUEST_ID_KEY], user=req.billing_user, requested_model=req.model,
         upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
+        prompt_estimate=estimate_prompt_tokens(req),  # remote images at a default until fetched
     )
     request[CHAT_REQUEST_KEY] = req
     # Limits, budgets and credits first: a refused client must not make the proxy fetch images.
     for check in app[PREFLIGHT_KEY]:
         await check(request, metering, req.output_limit)
     await prepare_media(request, req)  # remote images inlined, media size limit (413)
+    metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
     body = build_gemini_request(req, upstream_model)
 
     # From here Gemini may have the prompt: the meter records this request however it ends,

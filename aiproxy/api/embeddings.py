@@ -3,8 +3,8 @@
 One input → embedContent, several → batchEmbedContents (in slices Gemini accepts). Gemini's
 embed responses carry no token counts, so usage comes from the embedding model's own
 `countTokens` (gemini-embedding-001 supports it; one extra small call) and only if that fails
-is it estimated as ceil(chars / 4), flagged `"estimated": true` in `usage` and as unreported in
-the ledger. The request is metered exactly once, like chat: the preflight checks (keys, limits,
+is it estimated (billing.estimate: ceil(chars / 4)), flagged `"estimated": true` in `usage` and
+as unreported in the ledger. The request is metered exactly once, like chat: the preflight checks (keys, limits,
 budgets, credits) run first, and the metering is handed to the middleware as soon as Gemini has
 done the work, so a client that hangs up during the count is still billed.
 """
@@ -21,7 +21,7 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.api.chat import read_json
 from aiproxy.appkeys import METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
-from aiproxy.billing.meter import estimate_tokens
+from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, Metering
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.upstream import GeminiClient
@@ -110,7 +110,8 @@ async def embeddings(request: web.Request) -> web.Response:
     user = body.get("user") if isinstance(body.get("user"), str) and body.get("user") else "anonymous"
     chars = sum(len(t) for t in texts)
     m = Metering(request_id=request[REQUEST_ID_KEY], user=user, requested_model=model,
-                 upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
+                 upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars,
+                 prompt_estimate=estimate_text_tokens(chars))
     for check in app[PREFLIGHT_KEY]:
         await check(request, m, 0)
 
@@ -119,7 +120,7 @@ async def embeddings(request: web.Request) -> web.Response:
     request[METERING_KEY] = m  # Gemini did the work: billed however the request ends from here
     try:
         counted = await count_prompt_tokens(upstream, upstream_model, texts)
-        m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(chars)
+        m.prompt_tokens = m.total_tokens = counted if counted is not None else m.prompt_estimate
         m.reported = counted is not None
         usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
         if counted is None:
@@ -134,7 +135,7 @@ async def embeddings(request: web.Request) -> web.Response:
     except BaseException as exc:  # gone during the count, or a proxy fault: bill the estimate, never $0
         m.status = CLIENT_DISCONNECTED if isinstance(exc, asyncio.CancelledError) else INTERNAL_ERROR
         if not m.reported:
-            m.prompt_tokens = m.total_tokens = estimate_tokens(chars)
+            m.prompt_tokens = m.total_tokens = m.prompt_estimate
         raise
     await app[METER_KEY].finish(m)
     return web.Response(body=answer, content_type="application/json")

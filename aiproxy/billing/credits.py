@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from aiproxy.billing.estimate import metering_prompt_estimate
 from aiproxy.billing.pricing import PriceTable, worst_case_cost
 from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError
@@ -163,12 +164,12 @@ class CreditGate:
 
 
 def preflight_hook(gate: CreditGate, prices: PriceTable, default_max_tokens: int) -> Any:
-    """Adapter to the app's PREFLIGHT_KEY signature. Worst case = the prompt's text at ~4 chars a
-    token (images and audio are not counted: the check is a guard, the bill is exact) plus the
-    client's output limit, or `default_max_tokens` when it set none."""
+    """Adapter to the app's PREFLIGHT_KEY signature. Worst case = the prompt estimate
+    (billing.estimate: text, media, tools) plus the client's output limit, or
+    `default_max_tokens` when it set none."""
 
     async def check(request: web.Request, m: Metering, max_output_tokens: int | None) -> None:
-        prompt = math.ceil(m.prompt_chars / 4)
+        prompt = metering_prompt_estimate(m)
         limit = max_output_tokens if max_output_tokens is not None else default_max_tokens
         await gate.preflight(m.user, worst_case_cost(prices, m.upstream_model, prompt, limit))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol
@@ -17,6 +16,8 @@ from typing import Any, Awaitable, Callable, Protocol
 from aiohttp import web
 
 from aiproxy.appkeys import METERING_KEY
+from aiproxy.billing.estimate import estimate_text_tokens, metering_prompt_estimate
+from aiproxy.billing.estimate import estimate_text_tokens as estimate_tokens  # noqa: F401 - old name, one implementation
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.translate.usage import read_usage
@@ -29,11 +30,6 @@ BILLING_FORMAT = ("💰 BILLING | User: %s | Model: %s | Tokens: %d input + %d o
 
 class UsageSink(Protocol):
     async def record(self, rec: UsageRecord) -> None: ...
-
-
-def estimate_tokens(chars: int) -> int:
-    """Gemini averages about four characters per token; used only when Gemini never said."""
-    return math.ceil(chars / 4) if chars > 0 else 0
 
 
 def apply_usage(m: Metering, meta: dict[str, Any] | None, complete: bool) -> None:
@@ -55,8 +51,8 @@ def apply_usage(m: Metering, meta: dict[str, Any] | None, complete: bool) -> Non
     # Cut off before Gemini's final counts, or counts not to be trusted: keep what is known,
     # estimate the rest.
     if m.prompt_tokens == 0:
-        m.prompt_tokens = estimate_tokens(m.prompt_chars)
-    m.completion_tokens = max(m.completion_tokens, estimate_tokens(m.output_chars) + m.reasoning_tokens)
+        m.prompt_tokens = metering_prompt_estimate(m)
+    m.completion_tokens = max(m.completion_tokens, estimate_text_tokens(m.output_chars) + m.reasoning_tokens)
     m.total_tokens = m.prompt_tokens + m.completion_tokens
     m.reported = False
 
