@@ -36,6 +36,7 @@ class Metering:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     audio_prompt_tokens: int = 0
+    cached_audio_tokens: int = 0  # the audio part of cached_tokens (priced at the cached-audio rate)
     total_tokens: int = 0
     reported: bool = False  # True once Gemini's usageMetadata was seen
     status: str = OK
