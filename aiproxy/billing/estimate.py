@@ -189,8 +189,8 @@ def pdf_pages(data: bytes) -> int:
 
 def _b64_window(b64: str, nbytes: int, from_end: bool = False) -> bytes:
     """Decode about `nbytes` of the payload from its start, or from its end."""
-    if any(c in b64[:64] for c in "\r\n \t") or any(c in b64[-64:] for c in "\r\n \t"):
-        b64 = "".join(b64.split())
+    if any(c in b64[:256] for c in "\r\n \t") or any(c in b64[-256:] for c in "\r\n \t"):
+        b64 = "".join(b64.split())  # MIME-wrapped (76-character lines): slices must stay aligned
     groups = nbytes // 3 + 1
     if from_end:
         body = b64.rstrip("=")

@@ -113,6 +113,14 @@ def test_media_tokens(kind: str, data: bytes, tokens: int) -> None:
     assert media_tokens(b64(data), kind) == tokens
 
 
+def test_mime_wrapped_base64_is_read_too() -> None:
+    text = b64(jpeg(1920, 1080))
+    wrapped = "\r\n".join(text[i:i + 76] for i in range(0, len(text), 76))
+    assert media_tokens(wrapped, "image_url") == 1548
+    audio = b64(mp4(b"M4A ", 7, pad=400_000, moov_last=True))
+    assert media_tokens("\n".join(audio[i:i + 76] for i in range(0, len(audio), 76)), "input_audio") == 224
+
+
 @pytest.mark.parametrize(("chars", "tokens"), [(0, 0), (1, 1), (4, 1), (5, 2), (400, 100)])
 def test_text_is_ceil_of_chars_over_four(chars: int, tokens: int) -> None:
     assert estimate_text_tokens(chars) == tokens
