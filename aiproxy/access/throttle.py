@@ -1,12 +1,12 @@
 """Rate limits applied to requests: the preflight, OpenAI's x-ratelimit-* headers, and the
 after-the-fact token correction (a Meter hook).
 
-Tokens are estimated before the call (prompt characters / 4 + the output limit, or
-RATE_LIMIT_DEFAULT_OUTPUT_TOKENS when the client set none). The estimate is a reservation
-(`TokenHold`): the meter replaces it by the real total, and it is refunded only when the request
-never reached the upstream, so a client that hangs up still has its tokens counted. Every
-response to a rate-limited key carries the headers; responses that are not model calls report
-the state without consuming anything.
+Tokens are estimated before the call (the prompt by billing.estimate, media and tools included,
+plus the output limit, or RATE_LIMIT_DEFAULT_OUTPUT_TOKENS when the client set none). The
+estimate is a reservation (`TokenHold`): the meter replaces it by the real total, and it is
+refunded only when the request never reached the upstream, so a client that hangs up still has
+its tokens counted. Every response to a rate-limited key carries the headers; responses that are
+not model calls report the state without consuming anything.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from aiproxy.appkeys import REQUEST_ID_KEY
 from aiproxy.access.auth import KEY_RECORD
 from aiproxy.access.keys import KeyRecord
 from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits, RateLimiter
-from aiproxy.billing.meter import estimate_tokens
+from aiproxy.billing.estimate import metering_prompt_estimate
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.billing.reservations import Reservations
 from aiproxy.errors import ProxyError
@@ -108,7 +108,7 @@ class Throttle:
             log.warning("rate limiter unreachable (%s); requests pass unlimited (RATE_LIMIT_REDIS_FAILURE=open)", what)
 
     def estimate(self, metering: Metering, max_out: int | None) -> int:
-        return estimate_tokens(metering.prompt_chars) + (max_out if max_out is not None else self.default_output_tokens)
+        return metering_prompt_estimate(metering) + (max_out if max_out is not None else self.default_output_tokens)
 
     async def preflight(self, request: web.Request, metering: Metering, max_out: int | None) -> None:
         rec: KeyRecord | None = request.get(KEY_RECORD)

@@ -8,6 +8,7 @@ one JSON body. The usage row is committed before the last byte goes out.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -27,8 +28,9 @@ from aiproxy.appkeys import (
     UPSTREAM_KEY,
 )
 from aiproxy.access.hardening import JSON_BODY
+from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
-from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, UPSTREAM_ERROR, Metering
+from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
 from aiproxy.media_fetch import prepare_media
 from aiproxy.openai_types import ChatRequest, parse_chat_request
@@ -42,6 +44,8 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 DONE = b"data: [DONE]\n\n"
+
+log = logging.getLogger("aiproxy.api")
 
 
 async def read_json(request: web.Request) -> Any:
@@ -89,19 +93,30 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY),
         user=req.billing_user, requested_model=req.model,
         upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
+        prompt_estimate=estimate_prompt_tokens(req),  # remote images at a default until fetched
     )
     request[CHAT_REQUEST_KEY] = req
     # Limits, budgets and credits first: a refused client must not make the proxy fetch images.
     for check in app[PREFLIGHT_KEY]:
         await check(request, metering, req.output_limit)
     await prepare_media(request, req)  # remote images inlined, media size limit (413)
+    metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
     body = build_gemini_request(req, upstream_model)
 
-    stream = await app[UPSTREAM_KEY].stream_generate(
-        upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
-    metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
-    # From here Gemini may spend tokens: the meter records this request however it ends.
+    # From here Gemini may have the prompt: the meter records this request however it ends,
+    # a client gone before the first byte included (billed at the prompt estimate).
     request[METERING_KEY] = metering
+    try:
+        stream = await app[UPSTREAM_KEY].stream_generate(
+            upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
+    except ProxyError:
+        del request[METERING_KEY]  # Gemini answered with an error status: it generated nothing
+        raise
+    except asyncio.CancelledError:
+        metering.status = CLIENT_DISCONNECTED
+        apply_usage(metering, None, complete=False)
+        raise
+    metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
     translator = StreamTranslator(
         completion_id="chatcmpl-" + os.urandom(12).hex(), created=int(time.time()), model=req.model,
         include_usage=req.include_usage, think_tags=req._think_tags,
@@ -116,6 +131,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         stream.close()
         _settle(metering, translator, complete=False)
         raise
+    except Exception:
+        if not metering.finished:  # a proxy fault: the error middleware answers 500, the meter bills
+            stream.close()
+            _settle_failure(metering, translator)
+        raise
     finally:
         stream.release()
 
@@ -123,6 +143,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 def _settle(m: Metering, t: StreamTranslator, complete: bool) -> None:
     m.output_chars = t.output_chars
     apply_usage(m, t.usage_metadata, complete)
+
+
+def _settle_failure(m: Metering, t: StreamTranslator) -> None:
+    """After an unexpected exception: what Gemini reported so far, else the estimate; never $0/ok."""
+    m.status = INTERNAL_ERROR
+    try:
+        _settle(m, t, complete=False)
+    except Exception:  # the usage itself was what failed: fall back to the estimates
+        apply_usage(m, None, complete=False)
 
 
 async def _consume(stream: GeminiStream, translator: StreamTranslator, m: Metering):  # type: ignore[no-untyped-def]
@@ -154,9 +183,9 @@ def _final_status(translator: StreamTranslator, chunks: list[dict[str, Any]]) ->
 async def _stream(request: web.Request, req: ChatRequest, stream: GeminiStream,
                   translator: StreamTranslator, m: Metering) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await resp.prepare(request)
     dumps = jsonutil.dumps
     try:
+        await resp.prepare(request)
         async for out in _consume(stream, translator, m):
             if len(out) == 1:
                 await resp.write(b"data: " + dumps(out[0]) + b"\n\n")
@@ -175,12 +204,37 @@ async def _stream(request: web.Request, req: ChatRequest, stream: GeminiStream,
         stream.close()
         _settle(m, translator, complete=False)
         return resp
-    final = translator.finish()
-    m.status = _final_status(translator, final)
-    _settle(m, translator, complete=True)
+    except Exception:
+        if not resp.prepared:
+            raise  # nothing sent yet: the handler bills it and the client gets a 500 JSON
+        return await _end_stream_after_fault(request, resp, stream, translator, m)
+    try:
+        final = translator.finish()
+        m.status = _final_status(translator, final)
+        _settle(m, translator, complete=True)
+    except Exception:
+        return await _end_stream_after_fault(request, resp, stream, translator, m)
     await request.app[METER_KEY].finish(m)  # committed before the last byte
     # The closing chunks, [DONE] and the chunked terminator leave in one send.
     await resp.write_eof(b"".join(b"data: " + dumps(c) + b"\n\n" for c in final) + DONE)
+    return resp
+
+
+async def _end_stream_after_fault(request: web.Request, resp: web.StreamResponse, stream: GeminiStream,
+                                  translator: StreamTranslator, m: Metering) -> web.StreamResponse:
+    """A started stream hit a proxy fault: bill what Gemini spent, then an error event and [DONE]."""
+    log.exception("chat stream failed after Gemini started (request %s)", m.request_id)
+    stream.close()
+    if not m.finished:
+        _settle_failure(m, translator)
+        await request.app[METER_KEY].finish(m)
+    error = ProxyError(500, "The server had an error while processing your request.", type="server_error",
+                       code=INTERNAL_ERROR).body()
+    try:
+        await resp.write(b"data: " + jsonutil.dumps(error) + b"\n\n" + DONE)
+        await resp.write_eof()
+    except Exception:  # the connection itself is broken: nothing more can reach the client
+        pass
     return resp
 
 

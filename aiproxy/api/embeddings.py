@@ -3,13 +3,14 @@
 One input → embedContent, several → batchEmbedContents (in slices Gemini accepts). Gemini's
 embed responses carry no token counts, so usage comes from the embedding model's own
 `countTokens` (gemini-embedding-001 supports it; one extra small call) and only if that fails
-is it estimated as ceil(chars / 4), flagged `"estimated": true` in `usage` and as unreported in
-the ledger. The request is metered exactly once, like chat, and billed to the identity every
-endpoint uses (`access.identity`): the preflight checks (keys, limits, budgets, credits) run
-first, and the metering is handed to the middleware as soon as Gemini has embedded a first
-slice, carrying an estimate of the slices done so far, so a client that hangs up later is still
-billed for them. When a later slice fails, the slices Gemini did are billed (counted tokens,
-status `upstream_error`) and the client gets the error.
+is it estimated (billing.estimate: ceil(chars / 4)), flagged `"estimated": true` in `usage` and
+as unreported in the ledger. The request is metered exactly once, like chat, and billed to the
+identity every endpoint uses (`access.identity`): the preflight checks (keys, limits, budgets,
+credits) run first, and the metering is handed to the middleware as soon as Gemini has embedded a
+first slice, carrying an estimate of the slices done so far, so a client that hangs up later (or
+during the count) is still billed for them. When a later slice fails, the slices Gemini did are
+billed (counted tokens, status `upstream_error`) and the client gets the error; a proxy fault
+after Gemini's work bills the estimate with status `internal_error`, never $0.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from aiproxy import jsonutil
 from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
 from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
-from aiproxy.billing.meter import estimate_tokens
-from aiproxy.billing.record import CLIENT_DISCONNECTED, UPSTREAM_ERROR, Metering
+from aiproxy.billing.estimate import estimate_text_tokens
+from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.upstream import GeminiClient, model_path
 
@@ -105,7 +106,7 @@ async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[st
 async def measure_usage(upstream: GeminiClient, model: str, texts: list[str], m: Metering) -> None:
     """Tokens of the texts Gemini embedded: its own count, else the flagged estimate."""
     counted = await count_prompt_tokens(upstream, model, texts)
-    m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_tokens(sum(map(len, texts)))
+    m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_text_tokens(sum(map(len, texts)))
     m.reported = counted is not None
 
 
@@ -123,7 +124,8 @@ async def embeddings(request: web.Request) -> web.Response:
     user = billing_user(body.get("user_id"), body.get("user"))
     chars = sum(len(t) for t in texts)
     m = Metering(request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY), user=user,
-                 requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars)
+                 requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars,
+                 prompt_estimate=estimate_text_tokens(chars))
     for check in app[PREFLIGHT_KEY]:
         await check(request, m, 0)
 
@@ -135,7 +137,7 @@ async def embeddings(request: web.Request) -> web.Response:
             done += slice_texts
             vectors += slice_vectors
             # Gemini did this work: billed however the request ends from here, an estimate until counted
-            m.prompt_tokens = m.total_tokens = estimate_tokens(sum(map(len, done)))
+            m.prompt_tokens = m.total_tokens = estimate_text_tokens(sum(map(len, done)))
             request[METERING_KEY] = m
     except asyncio.CancelledError:
         m.status = CLIENT_DISCONNECTED
@@ -146,16 +148,23 @@ async def embeddings(request: web.Request) -> web.Response:
             await measure_usage(upstream, upstream_model, done, m)
             await app[METER_KEY].finish(m)
         raise
-    await measure_usage(upstream, upstream_model, texts, m)
-    usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
-    if not m.reported:
-        usage["estimated"] = True
+    try:
+        await measure_usage(upstream, upstream_model, texts, m)
+        usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
+        if not m.reported:
+            usage["estimated"] = True
+        answer = jsonutil.dumps({
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)}
+                     for i, v in enumerate(vectors)],
+            "model": model,
+            "usage": usage,
+        })
+    except BaseException as exc:  # gone during the count, or a proxy fault: bill the estimate, never $0
+        m.status = CLIENT_DISCONNECTED if isinstance(exc, asyncio.CancelledError) else INTERNAL_ERROR
+        if not m.reported:
+            m.prompt_tokens = m.total_tokens = m.prompt_estimate
+        raise
     await app[METER_KEY].finish(m)
-    answer = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)} for i, v in enumerate(vectors)],
-        "model": model,
-        "usage": usage,
-    }
-    return web.Response(body=jsonutil.dumps(answer), content_type="application/json")
+    return web.Response(body=answer, content_type="application/json")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol
@@ -17,9 +16,11 @@ from typing import Any, Awaitable, Callable, Protocol
 from aiohttp import web
 
 from aiproxy.appkeys import METERING_KEY
+from aiproxy.billing.estimate import estimate_text_tokens, metering_prompt_estimate
+from aiproxy.billing.estimate import estimate_text_tokens as estimate_tokens  # noqa: F401 - old name, one implementation
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
-from aiproxy.translate.usage import audio_prompt_tokens, token_counts
+from aiproxy.translate.usage import read_usage
 
 log = logging.getLogger("aiproxy.billing")
 
@@ -31,25 +32,27 @@ class UsageSink(Protocol):
     async def record(self, rec: UsageRecord) -> None: ...
 
 
-def estimate_tokens(chars: int) -> int:
-    """Gemini averages about four characters per token; used only when Gemini never said."""
-    return math.ceil(chars / 4) if chars > 0 else 0
-
-
 def apply_usage(m: Metering, meta: dict[str, Any] | None, complete: bool) -> None:
-    """Copy Gemini's usageMetadata into the metering; estimate what a cut-off stream lacks."""
-    if meta:
-        prompt, completion, total, reasoning, cached = token_counts(meta)
-        m.prompt_tokens, m.completion_tokens, m.total_tokens = prompt, completion, total
-        m.reasoning_tokens, m.cached_tokens = reasoning, cached
-        m.audio_prompt_tokens = audio_prompt_tokens(meta)
-    if complete and meta:
+    """Copy Gemini's usageMetadata into the metering; estimate what a cut-off stream lacks.
+
+    Counts Gemini got wrong (negative, huge, not numbers) arrive clamped from `read_usage`; the
+    row is then flagged estimated, never trusted as reported."""
+    counts = read_usage(meta) if meta else None
+    if counts is not None:
+        m.prompt_tokens, m.completion_tokens, m.total_tokens = counts.prompt, counts.completion, counts.total
+        m.reasoning_tokens, m.cached_tokens = counts.reasoning, counts.cached
+        m.audio_prompt_tokens, m.cached_audio_tokens = counts.audio, counts.cached_audio
+        if counts.problems:
+            log.warning("Gemini's usage for request %s had invalid counts (%s); clamped and flagged estimated",
+                        m.request_id, ", ".join(counts.problems))
+    if complete and counts is not None and not counts.problems:
         m.reported = True
         return
-    # Cut off before Gemini's final counts: keep what is known, estimate the rest.
+    # Cut off before Gemini's final counts, or counts not to be trusted: keep what is known,
+    # estimate the rest.
     if m.prompt_tokens == 0:
-        m.prompt_tokens = estimate_tokens(m.prompt_chars)
-    m.completion_tokens = max(m.completion_tokens, estimate_tokens(m.output_chars) + m.reasoning_tokens)
+        m.prompt_tokens = metering_prompt_estimate(m)
+    m.completion_tokens = max(m.completion_tokens, estimate_text_tokens(m.output_chars) + m.reasoning_tokens)
     m.total_tokens = m.prompt_tokens + m.completion_tokens
     m.reported = False
 
@@ -62,7 +65,8 @@ class Meter:
 
     def to_record(self, m: Metering) -> UsageRecord:
         price, fallback = self.prices.price_for(m.upstream_model)
-        cost = price.cost(m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.audio_prompt_tokens)
+        cost = price.cost(m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.audio_prompt_tokens,
+                          m.cached_audio_tokens)
         now = _now()
         return UsageRecord(
             request_id=m.request_id, user=m.user, key_id=m.key_id, requested_model=m.requested_model,

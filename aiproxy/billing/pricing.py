@@ -1,7 +1,10 @@
 """Exact prices: Decimal USD per 1M tokens from a data file, never float.
 
 Gemini's promptTokenCount includes cached and audio tokens, so those are priced at their own
-rates and the rest of the prompt at the input rate; thinking tokens are output.
+rates and the rest of the prompt at the input rate; thinking tokens are output. Audio tokens
+(promptTokensDetails) include cached audio (cacheTokensDetails): the cached part of the audio
+is priced at the cached-audio rate and only the rest at the audio rate, and the cached part of
+the text at the cached rate, so no token is priced twice or at another modality's rate.
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ class ModelPrice:
     output: Decimal
     cached_input: Decimal | None = None
     audio_input: Decimal | None = None
+    cached_audio_input: Decimal | None = None  # context-cache hits on audio; else the cached rate
     tier_threshold: int | None = None
     input_above: Decimal | None = None
     output_above: Decimal | None = None
     cached_input_above: Decimal | None = None
 
-    def cost(self, prompt: int, completion: int, cached: int = 0, audio: int = 0) -> Decimal:
-        """Cost of one request; `prompt` includes `cached` and `audio` as Gemini reports it."""
+    def cost(self, prompt: int, completion: int, cached: int = 0, audio: int = 0, cached_audio: int = 0) -> Decimal:
+        """Cost of one request, as Gemini reports the counts: `prompt` includes `cached` and
+        `audio`; `cached_audio` is the audio part of `cached` (and of `audio`).
+
+        Never negative: counts below zero are read as zero (the rates are checked at load)."""
+        prompt, completion, cached, audio = max(prompt, 0), max(completion, 0), max(cached, 0), max(audio, 0)
         above = self.tier_threshold is not None and prompt > self.tier_threshold
         in_rate = (self.input_above if above and self.input_above is not None else self.input)
         out_rate = (self.output_above if above and self.output_above is not None else self.output)
@@ -38,10 +46,14 @@ class ModelPrice:
         if cached_rate is None:
             cached_rate = in_rate
         audio_rate = self.audio_input if self.audio_input is not None else in_rate
+        cached_audio_rate = self.cached_audio_input if self.cached_audio_input is not None else cached_rate
         cached = min(cached, prompt)
-        audio = min(audio, prompt - cached)
-        plain = prompt - cached - audio
-        total = plain * in_rate + cached * cached_rate + audio * audio_rate + completion * out_rate
+        cached_audio = min(max(cached_audio, 0), cached, audio)
+        cached_text = cached - cached_audio
+        fresh_audio = min(audio - cached_audio, prompt - cached)
+        plain = prompt - cached - fresh_audio
+        total = (plain * in_rate + cached_text * cached_rate + fresh_audio * audio_rate
+                 + cached_audio * cached_audio_rate + completion * out_rate)
         return total / MILLION
 
 
@@ -82,6 +94,7 @@ def _price(entry: dict[str, Any], where: str) -> ModelPrice:
         output=out,
         cached_input=dec("cached_input"),
         audio_input=dec("audio_input"),
+        cached_audio_input=dec("cached_audio_input"),
         tier_threshold=int(threshold) if threshold is not None else None,
         input_above=dec("input_above"),
         output_above=dec("output_above"),

@@ -16,6 +16,7 @@ OK = "ok"
 CLIENT_DISCONNECTED = "client_disconnected"
 UPSTREAM_ERROR = "upstream_error"
 CONTENT_FILTER = "content_filter"
+INTERNAL_ERROR = "internal_error"  # the proxy failed after Gemini started: billed as far as known
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class Metering:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     audio_prompt_tokens: int = 0
+    cached_audio_tokens: int = 0  # the audio part of cached_tokens (priced at the cached-audio rate)
     total_tokens: int = 0
     reported: bool = False  # True once Gemini's usageMetadata was seen
     status: str = OK
@@ -43,6 +45,7 @@ class Metering:
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     prompt_chars: int = 0  # for estimates when Gemini never reported usage
+    prompt_estimate: int = 0  # billing.estimate of the whole prompt (text, media, tools); 0 = unknown
     output_chars: int = 0
     finished: bool = False  # set by the meter; guarantees one record per request
 

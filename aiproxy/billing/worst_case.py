@@ -1,8 +1,8 @@
 """A request's worst-case cost at admission: what budgets and credits reserve before the call.
 
-`prompt_tokens_estimate` is the one place admission estimates a prompt (today ~4 characters a
-token of text; images, audio and tool declarations are not counted, so a media-heavy prompt is
-under-estimated and its reservation too). The output side is the client's max_tokens /
+The prompt side is billing.estimate's estimate (text, images, audio, video, PDF pages and tool
+declarations by Gemini's published rules; a remote image not yet fetched counts a documented
+default). The output side is the client's max_tokens /
 max_completion_tokens, or a configured default when it set none: an answer longer than that
 default can cost more than was reserved.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from aiproxy.billing.meter import estimate_tokens
+from aiproxy.billing.estimate import metering_prompt_estimate
 from aiproxy.billing.pricing import PriceTable, worst_case_cost
 from aiproxy.billing.record import Metering
 
 
 def prompt_tokens_estimate(m: Metering) -> int:
-    return estimate_tokens(m.prompt_chars)
+    return metering_prompt_estimate(m)
 
 
 def request_worst_case(prices: PriceTable, m: Metering, max_output_tokens: int | None,

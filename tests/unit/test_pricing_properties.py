@@ -58,15 +58,22 @@ def test_flat_cost_is_exact(prompt: int, completion: int) -> None:
     assert SEED.cost(prompt, completion) * MILLION == prompt * Decimal("0.25") + completion * Decimal("0.50")
 
 
-@given(price=prices(), plain=tokens, cached=tokens, audio=tokens, out=tokens)
-def test_cost_is_exact_sum_of_parts(price: ModelPrice, plain: int, cached: int, audio: int, out: int) -> None:
-    prompt = plain + cached + audio
+def rates_at(price: ModelPrice, prompt: int) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    """(input, output, cached, audio, cached audio) rates for a prompt of this size, written out."""
     above = price.tier_threshold is not None and prompt > price.tier_threshold
     in_rate = price.input_above if above and price.input_above is not None else price.input
     out_rate = price.output_above if above and price.output_above is not None else price.output
     cached_rate = price.cached_input_above if above and price.cached_input_above is not None else price.cached_input
     cached_rate = in_rate if cached_rate is None else cached_rate
     audio_rate = in_rate if price.audio_input is None else price.audio_input
+    cached_audio_rate = cached_rate if price.cached_audio_input is None else price.cached_audio_input
+    return in_rate, out_rate, cached_rate, audio_rate, cached_audio_rate
+
+
+@given(price=prices(), plain=tokens, cached=tokens, audio=tokens, out=tokens)
+def test_cost_is_exact_sum_of_parts(price: ModelPrice, plain: int, cached: int, audio: int, out: int) -> None:
+    prompt = plain + cached + audio
+    in_rate, out_rate, cached_rate, audio_rate, _ = rates_at(price, prompt)
     expected = (plain * in_rate + cached * cached_rate + audio * audio_rate + out * out_rate) / MILLION
     assert price.cost(prompt, out, cached=cached, audio=audio) == expected
 

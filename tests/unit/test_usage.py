@@ -46,3 +46,44 @@ def test_usage_metadata_validates_as_google_genai_type() -> None:
             "cachedContentTokenCount": 0, "totalTokenCount": 10}
     parsed = types.GenerateContentResponseUsageMetadata.model_validate(meta)
     assert parsed.model_dump(by_alias=True, exclude_none=True) == meta
+
+
+MAX = 100_000_000  # MAX_TOKENS_PER_FIELD, documented in aiproxy.translate.usage
+
+HOSTILE = [
+    pytest.param({"promptTokenCount": -500, "candidatesTokenCount": 5, "totalTokenCount": -495},
+                 (0, 5, 5, 0), ("promptTokenCount", "totalTokenCount"), id="negative-prompt"),
+    pytest.param({"promptTokenCount": 10, "candidatesTokenCount": 1e30, "totalTokenCount": 1e30},
+                 (10, MAX, MAX + 10, 0), ("candidatesTokenCount", "totalTokenCount"), id="1e30-output"),
+    pytest.param({"promptTokenCount": True, "candidatesTokenCount": "7", "totalTokenCount": 7},
+                 (0, 0, 0, 0), ("promptTokenCount", "candidatesTokenCount", "totalTokenCount"), id="bool-and-string"),
+    pytest.param({"promptTokenCount": 12.7, "candidatesTokenCount": float("nan"), "thoughtsTokenCount": float("inf")},
+                 (12, MAX, MAX + 12, MAX), ("promptTokenCount", "thoughtsTokenCount", "candidatesTokenCount"),
+                 id="fraction-nan-inf"),
+    pytest.param({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 9000},
+                 (10, 5, 15, 0), ("totalTokenCount",), id="inconsistent-total-recomputed"),
+    pytest.param({"promptTokenCount": 10, "cachedContentTokenCount": 50, "totalTokenCount": 10},
+                 (10, 0, 10, 10), ("cachedContentTokenCount>prompt",), id="cached-above-prompt"),
+    pytest.param({"promptTokenCount": 200_000_001, "totalTokenCount": 200_000_001},
+                 (MAX, 0, MAX, 0), ("promptTokenCount", "totalTokenCount"), id="over-the-ceiling"),
+]
+
+
+@pytest.mark.parametrize(("meta", "expected", "problems"), HOSTILE)
+def test_hostile_usage_is_clamped_and_named(meta: dict[str, Any], expected: tuple[int, ...],
+                                            problems: tuple[str, ...]) -> None:
+    from aiproxy.translate.usage import read_usage
+
+    counts = read_usage(meta)
+    prompt, completion, total, fourth = expected
+    assert (counts.prompt, counts.completion, counts.total) == (prompt, completion, total)
+    assert fourth in (counts.reasoning, counts.cached)
+    assert set(counts.problems) == set(problems)
+    assert min(counts.prompt, counts.completion, counts.total, counts.cached, counts.audio) >= 0
+
+
+@pytest.mark.parametrize(("meta",), [(p.values[0],) for p in CASES])
+def test_honest_usage_has_no_problems(meta: dict[str, Any]) -> None:
+    from aiproxy.translate.usage import read_usage
+
+    assert read_usage(meta).problems == ()
