@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # Output tokens assumed by the pre-flight worst case when the client sent no max_tokens.
     credits_preflight_max_tokens: int = Field(8192, ge=0)
     credits_retry_max_delay: float = Field(300.0, gt=0)  # backoff cap for outbox retries
+    # Rows the ledger cannot take (database down, disk full) are fsynced here and replayed later.
+    spool_dir: Path = Path("./data/spool")
+    # While the ledger is down: "open" serves and spools; "closed" answers 503 before any upstream call.
+    ledger_fail_policy: Literal["open", "closed"] = "open"
 
     @field_validator("credits_service_url")
     @classmethod

@@ -22,8 +22,11 @@ from aiproxy.appkeys import UPSTREAM_KEY
 
 log = logging.getLogger("aiproxy.lifecycle")
 
-ReadyCheck = Callable[[], Awaitable[bool]]
+# A check answers True (ok), False (unreachable), or a state of its own: "ok", DEGRADED (reported,
+# but this process still serves), anything else (not ready).
+ReadyCheck = Callable[[], Awaitable["bool | str"]]
 READY_CHECK_TIMEOUT = 2.0
+DEGRADED = "degraded"
 
 
 class Lifecycle:
@@ -38,35 +41,45 @@ class Lifecycle:
 LIFECYCLE_KEY: web.AppKey[Lifecycle] = web.AppKey("lifecycle", Lifecycle)
 # Named dependency checks for /health/ready (ledger ping, Redis ping); each returns True when fine.
 READY_CHECKS_KEY: web.AppKey[dict[str, ReadyCheck]] = web.AppKey("ready_checks", dict)
+# Extra fields of the readiness body (e.g. the ledger spool's depth), by name.
+READY_DETAILS_KEY: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("ready_details", dict)
 
 
-async def _run_check(check: ReadyCheck) -> bool:
+async def _run_check(check: ReadyCheck) -> str:
     try:
-        return bool(await asyncio.wait_for(check(), READY_CHECK_TIMEOUT))
+        result = await asyncio.wait_for(check(), READY_CHECK_TIMEOUT)
     except Exception:  # noqa: BLE001 - an unreachable dependency is "not ready", not a crash
-        return False
+        return "unreachable"
+    if isinstance(result, str):
+        return result
+    return "ok" if result else "unreachable"
 
 
 async def readiness(request: web.Request) -> web.Response:
-    """GET /health/ready: 200 when this process can serve, 503 (try elsewhere) otherwise."""
+    """GET /health/ready: 200 when this process can serve ("ready", or "degraded" when a check
+    says it serves with a dependency down), 503 (try elsewhere) otherwise."""
     app = request.app
     checks: dict[str, str] = {"upstream": "ok" if app[UPSTREAM_KEY].is_open else "closed"}
     extra = app[READY_CHECKS_KEY]
     if extra:
         results = await asyncio.gather(*(_run_check(c) for c in extra.values()))
-        checks.update({name: "ok" if ok else "unreachable" for name, ok in zip(extra, results)})
+        checks.update(zip(extra, results))
     if app[LIFECYCLE_KEY].draining:
         status = "draining"
+    elif all(v == "ok" for v in checks.values()):
+        status = "ready"
     else:
-        status = "ready" if all(v == "ok" for v in checks.values()) else "not_ready"
-    body = {"status": status, "checks": checks, "pid": os.getpid()}
-    return web.Response(status=200 if status == "ready" else 503, body=jsonutil.dumps(body),
+        status = DEGRADED if all(v in ("ok", DEGRADED) for v in checks.values()) else "not_ready"
+    body: dict[str, object] = {"status": status, "checks": checks, "pid": os.getpid()}
+    body.update((name, detail()) for name, detail in app[READY_DETAILS_KEY].items())
+    return web.Response(status=200 if status in ("ready", DEGRADED) else 503, body=jsonutil.dumps(body),
                         content_type="application/json")
 
 
 def setup_lifecycle(app: web.Application) -> None:
     app[LIFECYCLE_KEY] = Lifecycle()
     app[READY_CHECKS_KEY] = {}
+    app[READY_DETAILS_KEY] = {}
     app.router.add_get("/health/ready", readiness)
 
 

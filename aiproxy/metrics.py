@@ -54,6 +54,8 @@ RATE_LIMITED = Counter("aiproxy_rate_limit_rejections_total",
                        ["route"])
 LEDGER_QUEUE = Gauge("aiproxy_ledger_queue_depth", "Usage rows waiting for their ledger commit.",
                      multiprocess_mode="livesum")
+LEDGER_SPOOL = Gauge("aiproxy_ledger_spool_rows", "Usage rows in the local spool, waiting for the ledger to "
+                     "come back.", multiprocess_mode="livesum")
 OUTBOX_PENDING = Gauge("aiproxy_outbox_pending", "Charges waiting in the outbox for the credits service.",
                        multiprocess_mode="max")
 CHARGES_REJECTED = Counter("aiproxy_credits_charges_rejected_total",

@@ -13,9 +13,10 @@ from aiohttp import web
 
 from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, MODELS_KEY, UPSTREAM_KEY
 from aiproxy.billing.ledger import PENDING
+from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY
 from aiproxy.config import Settings
-from aiproxy.lifecycle import READY_CHECKS_KEY, setup_lifecycle
-from aiproxy.metrics import QUEUE_PROBE_KEY, MetricsEvents, ModelLabels, observe_record, setup_metrics
+from aiproxy.lifecycle import READY_CHECKS_KEY, READY_DETAILS_KEY, setup_lifecycle
+from aiproxy.metrics import LEDGER_SPOOL, QUEUE_PROBE_KEY, MetricsEvents, ModelLabels, observe_record, setup_metrics
 from aiproxy.modelmap import DEFAULT_MODELS_FILE
 from aiproxy.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
 
@@ -74,11 +75,16 @@ def setup_ops(app: web.Application, settings: Settings) -> None:
 def _watch_dependencies(app: web.Application, settings: Settings) -> None:
     """Readiness checks and queue gauges for the ledger and Redis, when the app has them."""
     ledger = app.get(LEDGER_KEY)
+    guard = app.get(LEDGER_GUARD_KEY)
     if ledger is not None:
-        app[READY_CHECKS_KEY]["ledger"] = ledger.ping
+        app[READY_CHECKS_KEY]["ledger"] = guard.readiness if guard is not None else ledger.ping
+        if guard is not None:
+            app[READY_DETAILS_KEY]["spool"] = guard.details
         commits = getattr(ledger, "_commits", None)  # both backends group-commit through GroupCommit
 
         async def queue_probe() -> tuple[int | None, int | None]:
+            if guard is not None:
+                LEDGER_SPOOL.set(guard.depth)
             pending = (await ledger.charge_counts())[PENDING] if settings.credits_enabled else None
             return (commits.depth if commits is not None else None), pending
 

@@ -8,12 +8,14 @@ that arrive during one commit share the next transaction: durability without one
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from aiproxy.billing.record import UsageRecord
+from aiproxy.retry import RetryPolicy
 
 GROUPS = ("day", "model", "user")
 
@@ -93,17 +95,54 @@ class Ledger(Protocol):
         """How many outbox rows are in each of CHARGE_STATES, counted by the database."""
 
 
+# Retries of a failed batch write before its rows are isolated or handed back: short, so a
+# request waits at most about a second for a blip to pass (then its row is spooled, never lost).
+WRITE_RETRY = RetryPolicy(retries=2, base_delay=0.05, max_delay=0.5)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says the store could not take *any* row now (connection lost or refused,
+    disk full, database locked or read-only, timeout), so splitting the batch would not help."""
+    if isinstance(exc, ValueError):  # asyncpg's client-side DataError is a ValueError: a row's value
+        return False
+    if isinstance(exc, (OSError, TimeoutError, sqlite3.OperationalError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):  # PostgreSQL: connection, resources, operator intervention
+        return sqlstate[:2] in ("08", "53", "57")
+    return type(exc).__module__.startswith("asyncpg")  # InterfaceError: connection closed, pool closing
+
+
+def is_row_fault(exc: BaseException) -> bool:
+    """True when `exc` blames the row's own values (out of range, constraint), not the store:
+    writing that row again will fail again, while the rows beside it are fine."""
+    if isinstance(exc, (ValueError, TypeError, OverflowError, sqlite3.IntegrityError, sqlite3.DataError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")  # data exception, integrity
+
+
 class GroupCommit:
     """Group commit over an async batch writer.
 
     The first row starts a write at once (no added latency when idle); rows arriving while a
     write is under way wait and go together in the next one. A caller's cancellation does not
     withdraw its row: once submitted, it is written.
+
+    A failed batch is retried with a short backoff; if it still fails and the store is not simply
+    down, it is bisected, so one bad row fails alone and the rows beside it commit. Each waiter
+    learns its own row's outcome.
     """
 
-    def __init__(self, write: Callable[[list[UsageRecord]], Awaitable[None]], max_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[UsageRecord]], Awaitable[None]],
+        max_batch: int = 1000,
+        retry: RetryPolicy = WRITE_RETRY,
+    ) -> None:
         self._write = write
         self._max_batch = max_batch
+        self._retry = retry
         self._pending: list[tuple[UsageRecord, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -124,17 +163,47 @@ class GroupCommit:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             try:
+                await self._commit(batch)
+            except BaseException:  # cancelled mid-write: every waiter must still learn the outcome
+                _settle(batch, RuntimeError("ledger write cancelled"))
+                raise
+
+    async def _commit(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]]) -> None:
+        error: Exception | None = None
+        for attempt in range(self._retry.retries + 1):
+            if attempt:
+                await asyncio.sleep(self._retry.delay(attempt - 1, None))
+            try:
                 await self._write([rec for rec, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - every waiter must learn the outcome
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("ledger write cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:  # noqa: BLE001 - retried, then isolated or handed to the waiters
+                error = exc
+                if is_row_fault(exc):
+                    break  # the same rows fail the same way: isolate at once
             else:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
+                _settle(batch, None)
+                return
+        assert error is not None
+        if len(batch) == 1 or is_outage(error):
+            _settle(batch, error)
+            return
+        await self._isolate(batch, error)
+
+    async def _isolate(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]], error: Exception) -> None:
+        """Bisect a failing batch: halves that commit are done; a single failing row fails alone."""
+        if len(batch) == 1:
+            _settle(batch, error)
+            return
+        mid = len(batch) // 2
+        for half in (batch[:mid], batch[mid:]):
+            try:
+                await self._write([rec for rec, _ in half])
+            except Exception as exc:  # noqa: BLE001 - narrowed down further, unless the store went away
+                if is_outage(exc):
+                    _settle(half, exc)
+                else:
+                    await self._isolate(half, exc)
+            else:
+                _settle(half, None)
 
     async def drain(self) -> None:
         """Wait until every submitted row has been written (or failed)."""
@@ -147,6 +216,15 @@ def counts_by_state(rows: list[tuple[str, int]]) -> dict[str, int]:
     counts = dict.fromkeys(CHARGE_STATES, 0)
     counts.update((state, int(n)) for state, n in rows)
     return counts
+
+
+def _settle(batch: list[tuple[UsageRecord, asyncio.Future[None]]], error: BaseException | None) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
 
 
 def describe_charge(rec: UsageRecord) -> str:

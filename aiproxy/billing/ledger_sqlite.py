@@ -152,7 +152,8 @@ class SqliteLedger:
                 conn.executemany(INSERT_CHARGE, charge_values(DIALECT, charges, datetime.now(timezone.utc)))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLITE_FULL and some I/O errors have rolled back already
+                conn.execute("ROLLBACK")
             raise
         self.transactions += 1
 

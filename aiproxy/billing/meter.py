@@ -92,8 +92,11 @@ class Meter:
         log.info(BILLING_FORMAT, rec.user, rec.requested_model, rec.prompt_tokens, rec.completion_tokens,
                  rec.total_tokens, format_usd(rec.cost_usd), rec.request_id)
         for sink in self.sinks:
-            # Shielded: a client that leaves must not cancel the write of its own bill.
-            await asyncio.shield(sink.record(rec))
+            try:
+                # Shielded: a client that leaves must not cancel the write of its own bill.
+                await asyncio.shield(sink.record(rec))
+            except Exception:  # noqa: BLE001 - a failing sink must not break the response or the others
+                log.exception("usage sink %s failed for request %s", type(sink).__name__, rec.request_id)
         for hook in self.hooks:
             result = hook(rec)
             if result is not None:

@@ -1,7 +1,10 @@
 """Plugs the ledger and the credits service into the app, so app.py needs one call.
 
-- the ledger is the meter's sink: a row is committed before the response's last byte;
-- it opens at startup and, at cleanup (graceful shutdown), commits whatever is still pending;
+- the ledger is the meter's sink, behind its guard: a row is committed (or, while the ledger
+  fails, fsynced in the local spool) before the response's last byte;
+- it opens at startup (then the spool left by an earlier run is replayed) and, at cleanup
+  (graceful shutdown), commits whatever is still pending;
+- with LEDGER_FAIL_POLICY=closed, requests are refused with 503 while the ledger is down;
 - with CREDITS_SERVICE_URL and CREDITS_SERVICE_API_KEY set: the worst case is reserved against
   the balance before Gemini is called, every priced row enqueues its charge in the same
   transaction, and the outbox worker sends the charges in the background (and resumes pending
@@ -19,9 +22,11 @@ from aiproxy.appkeys import CREDITS_KEY, LEDGER_KEY, PREFLIGHT_KEY
 from aiproxy.billing.credits import CreditGate, CreditsClient, reserve_credits
 from aiproxy.billing.credits_outbox import OutboxWorker
 from aiproxy.billing.ledger import open_ledger
+from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY, LedgerGuard
 from aiproxy.billing.meter import Meter
 from aiproxy.billing.record import UsageRecord
 from aiproxy.billing.reservations import RESERVATIONS_KEY
+from aiproxy.billing.spool import Spool
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy.billing")
@@ -30,7 +35,11 @@ log = logging.getLogger("aiproxy.billing")
 def install_billing(app: web.Application, settings: Settings, meter: Meter) -> None:
     ledger = open_ledger(settings.usage_db_url, outbox=settings.credits_enabled)
     app[LEDGER_KEY] = ledger
-    meter.sinks.append(ledger)
+    guard = LedgerGuard(ledger, Spool(settings.spool_dir), policy=settings.ledger_fail_policy)
+    app[LEDGER_GUARD_KEY] = guard
+    meter.sinks.append(guard)
+    if settings.ledger_fail_policy == "closed":
+        app[PREFLIGHT_KEY].append(guard.refuse_while_down)  # before credits, limits and budgets
     app[CREDITS_KEY] = None
     worker: OutboxWorker | None = None
     client: CreditsClient | None = None
@@ -56,11 +65,13 @@ def install_billing(app: web.Application, settings: Settings, meter: Meter) -> N
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await ledger.open()
         log.info("usage ledger open: %s", _redact(settings.usage_db_url))
+        await guard.start()
         if worker is not None:
             worker.start()
         yield
         if worker is not None:
             await worker.stop()
+        await guard.stop()
         await ledger.close()  # commits rows still pending: nothing metered is dropped on shutdown
         if client is not None:
             await client.close()

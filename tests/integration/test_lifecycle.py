@@ -141,7 +141,7 @@ async def test_readiness_reports_checks_and_goes_503_when_draining(proxy: TestSe
     async with http.get(url) as resp:
         assert resp.status == 503
         assert (await resp.json()) == {"status": "not_ready", "checks": {"upstream": "ok", "ledger": "unreachable"},
-                                       "pid": body["pid"]}
+                                       "pid": body["pid"], "spool": {"rows": 0, "ledger": "up", "policy": "open"}}
     proxy.app[READY_CHECKS_KEY]["ledger"] = healthy
     proxy.app[LIFECYCLE_KEY].draining = True
     async with http.get(url) as resp:
