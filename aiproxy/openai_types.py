@@ -19,14 +19,11 @@ from pydantic_core import PydanticCustomError
 
 from aiproxy.errors import ProxyError
 
-_LOOSE = ConfigDict(extra="ignore", frozen=False, strict=True)
-
-
 class _Typed(BaseModel):
     """Unknown fields ignored (clients send many); known ones must have their JSON type
     (strict: no "5" for 5, no 1 for true)."""
 
-    model_config = _LOOSE
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 def _keep_as_sent(value: Any, handler: Any) -> Any:
