@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_messages: int = Field(2048, ge=1)
     max_json_depth: int = Field(64, ge=4)
+    # Values and keys in a body (counted from the raw bytes, before parsing), and content parts
+    # per request and per message: what decides how long one request holds the event loop.
+    # Reasons for the defaults in docs/security.md ("Bounded work per request").
+    max_json_values: int = Field(100_000, ge=1000)
+    max_content_parts: int = Field(4096, ge=1)
+    max_content_parts_per_message: int = Field(1024, ge=1)
     max_header_bytes: int = Field(8190, ge=1024)  # one header line / field
     max_headers: int = Field(100, ge=8)
     client_body_timeout: float = Field(30.0, gt=0)  # seconds to receive a whole request body

@@ -6,8 +6,11 @@
   at the same size; the whole body must arrive within CLIENT_BODY_TIMEOUT (slow-body slowloris).
   Headers and idle connections are bounded by the server's handler arguments (`server_limits`):
   aiohttp closes a connection whose headers do not arrive within KEEPALIVE_TIMEOUT.
-- JSON: nesting deeper than MAX_JSON_DEPTH and more than MAX_MESSAGES messages are 400s, checked
-  before any translation (recursive code never sees hostile depth).
+- JSON: more than MAX_JSON_VALUES values or nesting deeper than MAX_JSON_DEPTH are 400s found by
+  counting the raw bytes before parsing (access/json_shape.py), so neither orjson nor pydantic
+  ever spends seconds on a hostile body and recursive code never sees hostile depth; then more
+  than MAX_MESSAGES messages, MAX_CONTENT_PARTS content parts or MAX_CONTENT_PARTS_PER_MESSAGE
+  parts in one message are 400s, checked on the parsed body before validation.
 - Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner.
 """
 
@@ -20,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy import jsonutil
+from aiproxy.access.json_shape import check_json_shape
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
 
@@ -74,26 +78,39 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     headers.setdefault("Cache-Control", "no-store")  # SSE sets its own no-cache
 
 
-def json_too_deep(value: Any, limit: int) -> bool:
-    """True when containers nest deeper than `limit` (iterative: no recursion on hostile input)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
+def check_raw_shape(raw: bytes, settings: Settings) -> None:
+    """Refuse a body with too many JSON values or too deep a nesting before it is parsed."""
+    violation = check_json_shape(raw, settings.max_json_values, settings.max_json_depth)
+    if violation is None:
+        return
+    if violation.kind == "depth":
+        raise ProxyError(400, f"The JSON body is nested too deeply (at most {violation.limit} levels).",
+                         code="json_too_deep")
+    raise ProxyError(400, f"The JSON body has too many values (at most {violation.limit} values and keys).",
+                     code="too_many_json_values")
 
 
 def check_body(data: Any, settings: Settings) -> None:
-    if isinstance(data, (dict, list)) and json_too_deep(data, settings.max_json_depth):
-        raise ProxyError(400, f"The JSON body is nested too deeply (at most {settings.max_json_depth} levels).",
-                         code="json_too_deep")
+    """Message and content-part counts of a parsed body, before the request models see it."""
     messages = data.get("messages") if isinstance(data, dict) else None
-    if isinstance(messages, list) and len(messages) > settings.max_messages:
+    if not isinstance(messages, list):
+        return
+    if len(messages) > settings.max_messages:
         raise ProxyError(400, f"Too many messages: {len(messages)} (at most {settings.max_messages}).",
                          param="messages", code="too_many_messages")
+    per_message, total = settings.max_content_parts_per_message, 0
+    for i, msg in enumerate(messages):
+        parts = msg.get("content") if isinstance(msg, dict) else None
+        if not isinstance(parts, list):
+            continue
+        if len(parts) > per_message:
+            raise ProxyError(400, f"Too many content parts in 'messages[{i}].content': {len(parts)} (at most "
+                                  f"{per_message} per message).", param=f"messages[{i}].content",
+                             code="too_many_content_parts")
+        total += len(parts)
+    if total > settings.max_content_parts:
+        raise ProxyError(400, f"Too many content parts: {total} in this request (at most {settings.max_content_parts}).",
+                         param="messages", code="too_many_content_parts")
 
 
 def _closing(exc: ProxyError) -> web.Response:
@@ -133,6 +150,7 @@ def hardening_middleware(settings: Settings) -> Any:
                 except TimeoutError:
                     return _closing(ProxyError(408, "The request body did not arrive in time.", code="request_timeout"))
                 if raw:  # whatever the Content-Type: curl -d sends JSON as form data
+                    check_raw_shape(raw, settings)
                     try:
                         data = jsonutil.loads(raw)
                     except jsonutil.JSONDecodeError:

@@ -28,39 +28,11 @@ from aiproxy.api.chat import read_json
 from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
-from aiproxy.errors import ProxyError, bad_request
+from aiproxy.errors import ProxyError
+from aiproxy.openai_types import parse_embeddings_request
 from aiproxy.upstream import GeminiClient, model_path
 
 BATCH_LIMIT = 100  # requests per batchEmbedContents call
-MAX_INPUTS = 2048  # OpenAI's own limit per request
-
-
-def parse_inputs(value: Any) -> list[str]:
-    """`input` as a list of non-empty strings; token arrays are refused (Gemini takes text)."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise bad_request("Invalid value for 'input': expected a non-empty string or a list of strings.", param="input")
-    if len(items) > MAX_INPUTS:
-        raise bad_request(f"Invalid value for 'input': at most {MAX_INPUTS} inputs per request.", param="input")
-    for i, item in enumerate(items):
-        if isinstance(item, (int, list)):
-            raise bad_request("Invalid value for 'input': token arrays are not supported; send the text.",
-                              param="input", code="unsupported_value")
-        if not isinstance(item, str):
-            raise bad_request(f"Invalid value for 'input[{i}]': expected a string.", param="input")
-        if not item:
-            raise bad_request(f"Invalid value for 'input[{i}]': the text must not be empty.", param="input")
-    return items
-
-
-def parse_options(body: dict[str, Any]) -> tuple[int | None, str]:
-    dims = body.get("dimensions")
-    if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
-        raise bad_request("Invalid value for 'dimensions': expected a positive integer.", param="dimensions")
-    fmt = body.get("encoding_format") or "float"
-    if fmt not in ("float", "base64"):
-        raise bad_request("Invalid value for 'encoding_format': expected 'float' or 'base64'.", param="encoding_format")
-    return dims, fmt
 
 
 def encode_vector(values: list[float], fmt: str) -> list[float] | str:
@@ -113,13 +85,8 @@ async def measure_usage(upstream: GeminiClient, model: str, texts: list[str], m:
 async def embeddings(request: web.Request) -> web.Response:
     app = request.app
     body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ProxyError(400, "The request body must be a JSON object.", code="invalid_json")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
-    texts = parse_inputs(body.get("input"))
-    dims, fmt = parse_options(body)
+    req = parse_embeddings_request(body)  # every field type-checked: a 400 naming it otherwise
+    model, texts, dims, fmt = req.model, req.texts, req.dimensions, req.format
     upstream_model = app[MODELS_KEY].resolve_embedding(model)
     user = billing_user(body.get("user_id"), body.get("user"))
     chars = sum(len(t) for t in texts)

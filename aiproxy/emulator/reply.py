@@ -16,7 +16,8 @@ from aiproxy import jsonutil
 from aiproxy.emulator.config import EmulatorConfig
 from aiproxy.emulator.models import ModelInfo
 from aiproxy.emulator.request import GenRequest, get
-from aiproxy.emulator.schema_example import example_for
+from aiproxy.emulator.errors import invalid
+from aiproxy.emulator.schema_example import InvalidSchema, example_for
 from aiproxy.emulator.tokens import count_tokens, json_tokens
 
 VOCAB = (
@@ -131,7 +132,10 @@ def _default_calls(req: GenRequest) -> list[dict[str, Any]] | None:
             if allowed and decl.get("name") not in allowed:
                 continue
             schema = get(decl, "parametersJsonSchema") or decl.get("parameters")
-            args = example_for(schema) if schema else {}
+            try:
+                args = example_for(schema) if schema else {}
+            except InvalidSchema as exc:
+                raise invalid(f"Invalid value at 'tools.function_declarations.parameters': {exc}") from None
             return [{"name": decl.get("name", ""), "args": args if isinstance(args, dict) else {}}]
     return None
 
@@ -147,7 +151,10 @@ def _reply_text(req: GenRequest, cfg: EmulatorConfig, seed: bytes, idx: int, has
             req.config, "responseSchema"
         )
         if schema:
-            return jsonutil.dumps(example_for(schema)).decode()
+            try:
+                return jsonutil.dumps(example_for(schema)).decode()
+            except InvalidSchema as exc:
+                raise invalid(f"Invalid value at 'generation_config.response_json_schema': {exc}") from None
         return jsonutil.dumps({"text": " ".join(pseudo_words(seed, int(d.get("words", cfg.words)), idx))}).decode()
     return " ".join(pseudo_words(seed, int(d.get("words", cfg.words)), idx))
 

@@ -13,10 +13,18 @@ from typing import Any
 _MAX_DEPTH = 12
 
 
+class InvalidSchema(ValueError):
+    """The schema is not one: a sub-schema or keyword of the wrong JSON type. Gemini answers
+    such a request with 400 INVALID_ARGUMENT, and so does the emulator."""
+
+
 def example_for(schema: Any) -> Any:
     """An instance that validates against ``schema`` (best effort for exotic keywords)."""
     root = schema if isinstance(schema, dict) else {}
-    return _example(root, root, "value", 0)
+    try:
+        return _example(root, root, "value", 0)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise InvalidSchema(f"not a valid schema ({exc})") from None
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

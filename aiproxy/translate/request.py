@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from aiproxy.errors import bad_request
 from aiproxy.openai_types import ChatRequest, Message
+from aiproxy.translate.think_history import assistant_content_without_thoughts
 
 Part = dict[str, Any]
 PartTranslator = Callable[[dict[str, Any], str], list[Part]]
@@ -75,6 +76,10 @@ def build_contents(messages: list[Message]) -> tuple[list[dict[str, Any]], list[
         if msg.role in ("system", "developer"):
             system.extend(_system_text(msg, param))
             continue
+        if msg.role == "assistant" and msg.content:  # our own <think> blocks, sent back by the client
+            content = assistant_content_without_thoughts(msg.content)
+            if content is not msg.content:
+                msg = msg.model_copy(update={"content": content})
         special = MESSAGE_TRANSLATORS.get(msg.role)
         if special is not None:
             parts = special(msg, i, state)

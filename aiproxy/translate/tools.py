@@ -16,7 +16,7 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.errors import bad_request
-from aiproxy.openai_types import ChatRequest, Message
+from aiproxy.openai_types import ChatRequest, Message, ToolCall
 from aiproxy.translate import request as rq
 from aiproxy.translate.schema import sanitize_schema
 
@@ -126,12 +126,10 @@ def extend_with_tools(req: ChatRequest, model: str, body: dict[str, Any]) -> Non
 
 # ---- conversation turns --------------------------------------------------------------------
 
-def _call_signature(call: Any) -> str | None:
-    extra = (call.model_extra or {}).get("extra_content") if hasattr(call, "model_extra") else None
-    if isinstance(extra, dict):
-        sig = (extra.get("google") or {}).get("thought_signature")
-        if isinstance(sig, str) and sig:
-            return sig
+def _call_signature(call: ToolCall) -> str | None:
+    google = call.extra_content.google if call.extra_content else None
+    if google and google.thought_signature:
+        return google.thought_signature
     return decode_call_signature(call.id)
 
 

@@ -8,9 +8,13 @@ than the documented upstream ones, no hang (every call has a timeout), no traceb
 from __future__ import annotations
 
 import asyncio
+import base64
+import copy
+import json
 import threading
 from typing import Any, Iterator
 
+import aiohttp
 import pytest
 import requests
 import schemathesis
@@ -18,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from aiproxy import jsonutil
 from aiproxy.access.hardening import server_limits
 from aiproxy.access.openapi import SPEC
 from aiproxy.app import create_app
@@ -142,3 +147,108 @@ def test_chat_endpoint_survives_generated_bodies(body: Any, live: tuple[str, dic
     if response.status_code >= 400:
         err = response.json()["error"]
         assert set(err) == {"message", "type", "param", "code"}
+
+
+# ---- every JSON type at every position of valid bodies (issue 11 item 1) ----------------------
+# Exhaustive rather than sampled: each body's every value (containers and the body itself
+# included) is replaced by each value below, on every POST endpoint. The promise: no 5xx,
+# always OpenAI's error JSON, and a 400 caused by a value of another JSON type names a field.
+
+ODD_VALUES: list[Any] = [
+    None, True, -1, 2**64, 1e308, "", "\u0000🙂", "x" * 100_000, [], [[None]], list(range(1000)), {"type": "text"},
+]
+
+
+# Free JSON the proxy passes on as it is (a JSON Schema, ignored metadata): replaced whole, not
+# entered; what is inside a schema is Gemini's to judge (its own 400s are passed on).
+FREE_JSON = frozenset({"parameters", "schema", "metadata"})
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    if path and path[-1] in FREE_JSON:
+        return
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield from _paths(child, (*path, key))
+
+
+def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    out = copy.deepcopy(body)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+def _json_type(value: Any) -> str:
+    return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+
+
+def _media(raw: bytes, label: str) -> str:
+    return f"data:{label};base64," + base64.b64encode(raw).decode()
+
+
+_CALL = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{\"tz\": \"UTC\"}"}}
+VALID_BODIES: list[tuple[str, dict[str, Any]]] = [
+    ("/v1/chat/completions", {
+        "model": "gemini-2.5-flash", "messages": [{"role": "system", "content": "Be brief."},
+                                                  {"role": "user", "content": "hi", "name": "ann"}],
+        "stream": True, "stream_options": {"include_usage": True}, "temperature": 0.5, "top_p": 1, "n": 1,
+        "max_tokens": 20, "max_completion_tokens": 20, "stop": ["END"], "seed": 1, "user": "u",
+        "presence_penalty": 0, "frequency_penalty": 0, "logprobs": False, "reasoning_effort": "low",
+        "parallel_tool_calls": True, "metadata": {"ignored": True}}),
+    ("/v1/chat/completions", {
+        "model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": _media(b"\x89PNG\r\n\x1a\n" + bytes(32), "image/jpeg"),
+                                                "detail": "low"}},
+            {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"ID3" + bytes(32)).decode(),
+                                                    "format": "mp3"}},
+            {"type": "file", "file": {"file_data": _media(b"%PDF-1.4\n" + bytes(32), "application/pdf"),
+                                      "filename": "a.pdf"}}]}]}),
+    ("/v1/chat/completions", {
+        "model": "gemini-2.5-flash", "tool_choice": {"type": "function", "function": {"name": "get_time"}},
+        "tools": [{"type": "function", "function": {"name": "get_time", "description": "Now", "strict": True,
+                                                    "parameters": {"type": "object", "properties": {
+                                                        "tz": {"type": "string"}}, "required": ["tz"]}}}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "t", "strict": True, "schema": {
+            "type": "object", "properties": {"t": {"type": "string"}}}}},
+        "messages": [{"role": "user", "content": "time?"},
+                     {"role": "assistant", "content": None, "tool_calls": [_CALL]},
+                     {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]}),
+    ("/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a", "b"], "dimensions": 8,
+                        "encoding_format": "base64", "user": "u"}),
+]
+MUTATIONS = [(endpoint, body, path, value) for endpoint, body in VALID_BODIES for path in _paths(body)
+             for value in ODD_VALUES]
+
+
+async def test_every_json_type_at_every_position_of_valid_bodies(proxy_url: str) -> None:
+    failures: list[str] = []
+    limit = asyncio.Semaphore(8)
+
+    async def check(session: aiohttp.ClientSession, endpoint: str, body: Any, path: tuple[Any, ...],
+                    value: Any) -> None:
+        original = body
+        for key in path:
+            original = original[key]
+        async with limit, session.post(proxy_url + endpoint, data=json.dumps(_replaced(body, path, value)),
+                                       headers={"Content-Type": "application/json"}) as resp:
+            text = await resp.text()
+        where = f"{endpoint} {'.'.join(map(str, path)) or '<body>'} = {str(value)[:40]!r}: {resp.status} {text[:300]}"
+        if resp.status >= 500 or "Traceback" in text:
+            failures.append(where)
+        elif resp.status >= 400:
+            err = jsonutil.loads(text).get("error") if text.startswith("{") else None
+            if not isinstance(err, dict) or set(err) != {"message", "type", "param", "code"}:
+                failures.append("error shape: " + where)
+            elif resp.status == 400 and path and _json_type(value) != _json_type(original) and not err["param"]:
+                failures.append("no param: " + where)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await asyncio.gather(*(check(session, *m) for m in MUTATIONS))
+    assert not failures, f"{len(failures)} of {len(MUTATIONS)}:\n" + "\n".join(failures[:30])

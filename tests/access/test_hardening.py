@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from aiproxy.access.hardening import json_too_deep, server_limits
+from aiproxy.access.hardening import server_limits
 from aiproxy.app import create_app
 from tests.access.conftest import chat_body, scripted
 from tests.conftest import emulator_url, make_settings
@@ -54,12 +54,6 @@ def assert_security_headers(headers: Any, cache: str = "no-store") -> None:
         assert headers[name] == value
     assert headers["Cache-Control"] == cache
     assert headers["Server"] == "aiproxy"
-
-
-@pytest.mark.parametrize("value,limit,deep", [({"a": 1}, 1, False), ({"a": {}}, 1, True), ([[[]]], 3, False),
-                                              ([[[[]]]], 3, True), ("text", 1, False), ({"a": [1, {"b": 2}]}, 3, False)])
-def test_json_depth(value: Any, limit: int, deep: bool) -> None:
-    assert json_too_deep(value, limit) is deep
 
 
 async def test_body_over_the_limit_is_413_before_reading(proxy_factory: Any) -> None:

@@ -100,11 +100,13 @@ def test_tool_choice(choice: Any, expected: dict[str, Any]) -> None:
     assert gemini(tools=[WEATHER, TIME], tool_choice=choice)["toolConfig"] == {"functionCallingConfig": expected}
 
 
-@pytest.mark.parametrize("choice", [{"type": "function", "function": {"name": "nope"}}, "sometimes", {"type": "x"}])
-def test_bad_tool_choice_is_400_naming_it(choice: Any) -> None:
+@pytest.mark.parametrize(("choice", "param"), [({"type": "function", "function": {"name": "nope"}}, "tool_choice"),
+                                                ("sometimes", "tool_choice"), ({"type": "x"}, "tool_choice.type"),
+                                                ({"type": "function", "function": {"name": 5}}, "tool_choice.function.name")])
+def test_bad_tool_choice_is_400_naming_it(choice: Any, param: str) -> None:
     with pytest.raises(ProxyError) as info:
         gemini(tools=[WEATHER], tool_choice=choice)
-    assert info.value.status == 400 and info.value.param == "tool_choice"
+    assert info.value.status == 400 and info.value.param == param
 
 
 def conversation(sig_id: str, second_id: str = "call_plain1") -> list[dict[str, Any]]:
