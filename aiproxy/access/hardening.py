@@ -8,7 +8,8 @@
   aiohttp closes a connection whose headers do not arrive within KEEPALIVE_TIMEOUT.
 - JSON: nesting deeper than MAX_JSON_DEPTH and more than MAX_MESSAGES messages are 400s, checked
   before any translation (recursive code never sees hostile depth).
-- Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner.
+- Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner
+  (aiohttp's own parser-error answers get theirs in aiproxy/parse_errors.py).
 """
 
 from __future__ import annotations
@@ -56,15 +57,6 @@ def is_loopback(host: str) -> bool:
 
 class OpenProxyRefused(ConfigError):
     """No client keys exist and HOST is reachable from other machines."""
-
-
-def hide_server_banner() -> None:
-    """Replace aiohttp's `Server: Python/3.x aiohttp/x.y` default for every response this process
-    serves, including the ones aiohttp writes itself for unparseable requests (oversized headers),
-    which never pass through the app's signals. Client requests use their own User-Agent constant."""
-    from aiohttp import web_response
-
-    web_response.SERVER_SOFTWARE = SECURITY_HEADERS["Server"]  # type: ignore[attr-defined]
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
