@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy import jsonutil
+from aiproxy.client_guard import OPS_PATHS
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
 
@@ -107,7 +108,7 @@ def hardening_middleware(settings: Settings) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         nonlocal in_flight
-        if request.path == "/health":
+        if request.path in OPS_PATHS:  # probes and scrapes are never refused as "busy"
             return await handler(request)
         if in_flight >= cap:
             raise ProxyError(503, "The server is busy; please retry shortly.", type="api_error",

@@ -104,6 +104,24 @@ async def test_ops_port_serves_only_ops_paths_and_metrics_leave_the_client_port(
     assert (await exchange(ops_port(runner), get("/v1/models")))[0] == 404
 
 
+async def test_probes_are_not_refused_as_busy(serve: Any) -> None:
+    runner = await serve(max_concurrent_requests=1)
+    slow = await connect(runner.port)
+    slow[1].write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{")  # holds the one request slot: its body never completes
+    try:
+        for _ in range(50):
+            status, _ = await exchange(runner.port, get("/v1/models"), source=OTHER_CLIENT)
+            if status == 503:
+                break
+            await asyncio.sleep(0.02)
+        assert status == 503  # clients: busy
+        for path in ("/health", "/health/ready", "/metrics"):
+            assert (await exchange(ops_port(runner), get(path)))[0] == 200, path
+    finally:
+        slow[1].close()
+
+
 async def test_without_ops_port_metrics_stay_on_the_client_port(serve: Any) -> None:
     runner = await serve(ops=False)
     assert (await exchange(runner.port, get("/metrics")))[0] == 200
