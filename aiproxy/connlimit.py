@@ -25,15 +25,15 @@ from aiproxy import jsonutil
 from aiproxy.clientaddr import Network, is_trusted
 
 
-def _refusal(status: bytes, message: str) -> bytes:
-    body = jsonutil.dumps({"error": {"message": message, "type": "server_error" if status.startswith(b"503")
-                                     else "rate_limit_error", "param": None, "code": "too_many_connections"}})
+def _refusal(status: bytes, kind: str, message: str) -> bytes:
+    body = jsonutil.dumps({"error": {"message": message, "type": kind, "param": None, "code": "too_many_connections"}})
     return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
             b"Retry-After: 1\r\nServer: aiproxy\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-REFUSAL = _refusal(b"503 Service Unavailable", "The server has too many open connections; retry shortly.")
-PER_IP_REFUSAL = _refusal(b"429 Too Many Requests",
+REFUSAL = _refusal(b"503 Service Unavailable", "server_error",
+                   "The server has too many open connections; retry shortly.")
+PER_IP_REFUSAL = _refusal(b"429 Too Many Requests", "rate_limit_error",
                           "Too many open connections from your address; close idle ones and retry.")
 
 
