@@ -85,6 +85,16 @@ def processes() -> Iterator[list[ProxyProcess]]:
         p.kill()
 
 
+async def ready_or_exit(notify: NotifySocket, p: ProxyProcess) -> None:
+    """READY=1 on the notify socket, as systemd waits for it; fails at once if the process exits."""
+    ready = asyncio.ensure_future(notify.expect("READY=1", within=30))
+    exited = asyncio.ensure_future(p.wait(within=30))
+    done, pending = await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    assert ready in done and not ready.exception(), f"no READY=1:\n{p.log[-3000:]}"
+
+
 async def serves_a_chat(p: ProxyProcess) -> None:
     async with aiohttp.ClientSession() as http:
         answer = await chat(http, p.url, stream=False, words=3)
@@ -156,10 +166,7 @@ async def test_systemd_unit_starts_as_shipped(installed: Path, tmp_path: Path, e
     p = ProxyProcess(start(argv, env, cwd, tmp_path / "unit.log"), port, tmp_path / "unit.log", env)
     processes.append(p)
     try:
-        try:
-            await notify.expect("READY=1", within=30)
-        except AssertionError:
-            raise AssertionError(p.log[-3000:]) from None
+        await ready_or_exit(notify, p)
         await wait_healthy(p, base=f"http://127.0.0.1:{ops_port}")
         await serves_a_chat(p)
         await stop(p)
