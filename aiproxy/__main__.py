@@ -27,13 +27,17 @@ def _serve(argv: list[str], demo: bool) -> int:
         return 2
     setup_logging(settings.log_level, settings.log_format)
     from aiproxy.server import serve
-
     # DEMO=true in the environment means the same as the `demo` command; without this it would
     # skip the key check and then call Google with no key.
+    from aiproxy.server import ListenError
+
     try:
         serve(settings, demo=demo or settings.demo)
-    except OSError as exc:  # the port is taken or the address is not ours: one line, no traceback
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+    except ListenError as exc:  # the port is taken or the address is not ours: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # anything else the OS refused at start (a directory, a file): its own words
+        print(f"error: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
 

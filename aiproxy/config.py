@@ -6,6 +6,7 @@ reported once, at start, as one clear line instead of a traceback mid-request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal, Mapping
@@ -159,6 +160,34 @@ class Settings(BaseSettings):
     keepalive_timeout: float = Field(30.0, gt=0)  # idle (and header-phase) time before closing
     max_concurrent_requests: int = Field(1024, ge=1)  # more in flight → 503 at once, no queue
     max_connections: int = Field(4096, ge=1)  # open client connections; more → 503 and closed
+    # --- connection floods (issue 11): per-client cap, trusted proxies, separate ops listener ---
+    max_connections_per_ip: int = Field(256, ge=1)  # per client address; more → 429 and closed
+    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For is believed, e.g. 10.0.0.0/8
+    ops_port: int | None = Field(None, ge=0, le=65535)  # /health, /health/ready, /metrics only; uncapped
+    ops_host: str = ""  # ops listener address; empty = HOST
+
+    @field_validator("ops_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        from aiproxy.clientaddr import parse_networks
+
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        from aiproxy.clientaddr import parse_networks
+
+        return parse_networks(self.trusted_proxies)
+
+    @property
+    def ops_listen_host(self) -> str:
+        return self.ops_host or self.host
 
     # --- reliability & operations (issue 7) ---
     # Retries before the first byte reaches the client: attempts per model beyond the first,
@@ -214,6 +243,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = T
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "settings"
         raise ConfigError(f"invalid setting {name}: {err['msg']}") from None
+    if settings.ops_port and settings.ops_port == settings.port:
+        raise ConfigError(f"invalid setting OPS_PORT: must differ from PORT ({settings.port})")
     if require_key and not settings.demo and not settings.gemini_key:
         raise ConfigError(
             "GEMINI_API_KEY environment variable is required "

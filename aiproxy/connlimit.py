@@ -1,59 +1,117 @@
-"""A cap on open client connections, which aiohttp itself does not have.
+"""Caps on open client connections, in total and per client address, which aiohttp does not have.
 
-Past the cap a new connection gets an immediate OpenAI-style 503 and is closed, instead of
-holding a socket, a protocol object and buffers: a flood of idle connections cannot exhaust
-file descriptors or memory, and well-behaved clients (Lotti retries 503) simply come back.
+Past a cap a new connection gets an immediate OpenAI-style error and is closed, instead of holding
+a socket, a protocol object and buffers: a flood of idle connections cannot exhaust file
+descriptors or memory, and well-behaved clients (Lotti retries 503/429) simply come back.
+
+- MAX_CONNECTIONS caps all client connections of this process: past it, `503 too_many_connections`.
+- MAX_CONNECTIONS_PER_IP caps one socket peer address: past it, `429 too_many_connections`, so one
+  client's flood is refused while every other address is still served. A peer listed in
+  TRUSTED_PROXIES is exempt here (it carries many clients); requests through it are counted per
+  X-Forwarded-For client instead, by `client_guard_middleware` (the cap cannot read headers: it
+  runs when the socket is accepted, before any byte of the request).
+
+The cap decides in `connection_made`, where the peer is known, and then hands every transport
+callback to the aiohttp protocol it created through `web.Server` (public: a protocol factory).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from aiohttp import web
+from collections import Counter
+from typing import Callable
 
 from aiproxy import jsonutil
-
-_BODY = jsonutil.dumps({"error": {"message": "The server has too many open connections; retry shortly.",
-                                  "type": "server_error", "param": None, "code": "too_many_connections"}})
-REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-           b"Retry-After: 1\r\nServer: aiproxy\r\nContent-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY)
+from aiproxy.clientaddr import Network, is_trusted
 
 
-class _Refuse(asyncio.Protocol):
+def _refusal(status: bytes, kind: str, message: str) -> bytes:
+    body = jsonutil.dumps({"error": {"message": message, "type": kind, "param": None, "code": "too_many_connections"}})
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Retry-After: 1\r\nServer: aiproxy\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+REFUSAL = _refusal(b"503 Service Unavailable", "server_error",
+                   "The server has too many open connections; retry shortly.")
+PER_IP_REFUSAL = _refusal(b"429 Too Many Requests", "rate_limit_error",
+                          "Too many open connections from your address; close idle ones and retry.")
+
+
+class ConnectionGate:
+    """Counts live client connections, in total and per peer address."""
+
+    def __init__(self, total_cap: int, per_ip_cap: int, trusted: tuple[Network, ...] = ()) -> None:
+        self.total_cap = total_cap
+        self.per_ip_cap = per_ip_cap
+        self.trusted = trusted
+        self.total = 0
+        self.per_ip: Counter[str] = Counter()
+
+    def admit(self, peer: str) -> bytes | None:
+        """None when admitted (and counted); otherwise the refusal to send."""
+        if self.total >= self.total_cap:
+            return REFUSAL
+        counted = not is_trusted(peer, self.trusted)
+        if counted and self.per_ip[peer] >= self.per_ip_cap:
+            return PER_IP_REFUSAL
+        self.total += 1
+        if counted:
+            self.per_ip[peer] += 1
+        return None
+
+    def release(self, peer: str) -> None:
+        self.total -= 1
+        if peer in self.per_ip:
+            self.per_ip[peer] -= 1
+            if self.per_ip[peer] <= 0:
+                del self.per_ip[peer]
+
+
+class GatedProtocol(asyncio.Protocol):
+    """Admits or refuses one connection, then forwards every callback to the real protocol."""
+
+    __slots__ = ("_gate", "_make", "_inner", "_peer")
+
+    def __init__(self, gate: ConnectionGate, make: Callable[[], asyncio.Protocol]) -> None:
+        self._gate = gate
+        self._make = make
+        self._inner: asyncio.Protocol | None = None
+        self._peer = ""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.write(REFUSAL)  # type: ignore[attr-defined]
-        transport.close()
+        peername = transport.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        refusal = self._gate.admit(peer)
+        if refusal is not None:
+            transport.write(refusal)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self._peer = peer
+        self._inner = self._make()
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._inner is not None:
+            self._gate.release(self._peer)
+            inner, self._inner = self._inner, None
+            inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
 
 
-class CappedFactory:
-    """Wraps aiohttp's protocol factory; counts live connections through `web.Server`."""
-
-    def __init__(self, server: web.Server, cap: int) -> None:
-        self._server = server
-        self._cap = cap
-
-    def __call__(self) -> asyncio.Protocol:
-        if len(self._server.connections) >= self._cap:
-            return _Refuse()
-        return self._server()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._server, name)
-
-
-class CappedTCPSite(web.TCPSite):
-    """TCPSite whose listener refuses connections beyond `max_connections`."""
-
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, max_connections: int, **kw: Any) -> None:
-        super().__init__(runner, host, port, **kw)
-        self._max_connections = max_connections
-
-    async def start(self) -> None:
-        real = self._runner.server
-        assert real is not None
-        self._runner._server = CappedFactory(real, self._max_connections)  # type: ignore[assignment]
-        try:
-            await super().start()
-        finally:
-            self._runner._server = real
+def gated_factory(gate: ConnectionGate, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+    """Protocol factory for `loop.create_server`: every connection passes the gate first."""
+    return lambda: GatedProtocol(gate, make)

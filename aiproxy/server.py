@@ -14,11 +14,20 @@ from pydantic import SecretStr
 from aiproxy.access.hardening import server_limits
 from aiproxy.appkeys import SETTINGS_KEY
 from aiproxy.config import ConfigError, Settings
-from aiproxy.connlimit import CappedTCPSite
+from aiproxy.client_guard import LISTEN_PORTS_KEY, ListenPorts, install_client_guards
+from aiproxy.connlimit import ConnectionGate
+from aiproxy.listen import ServingRunner
 from aiproxy.lifecycle import serve_until_signalled
 
 log = logging.getLogger("aiproxy")
 DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy
+
+
+class ListenError(Exception):
+    """Binding a listening socket failed; the message names the address and the OS's reason."""
+
+    def __init__(self, host: str, port: int | None, exc: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def _use_uvloop() -> None:
@@ -30,33 +39,36 @@ def _use_uvloop() -> None:
 
 
 async def _serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
-                 drain_timeout: float = 30.0) -> web.AppRunner:
+                 drain_timeout: float = 30.0, ops_host: str | None = None, ops_port: int | None = None,
+                 ) -> ServingRunner:
+    """Start the app on the client port (behind the connection caps) and, when given, the ops port."""
+    settings = app[SETTINGS_KEY]
+    ports = ListenPorts()
+    install_client_guards(app, ports, settings.max_connections_per_ip, settings.trusted_networks)
     # handler_cancellation: a client that leaves cancels its handler at once, so the upstream
     # request is dropped and Gemini stops generating tokens nobody will read.
     # shutdown_timeout: how long aiohttp's graceful shutdown lets running handlers finish.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access"),
-                           shutdown_timeout=drain_timeout, **server_limits(app[SETTINGS_KEY]))
+    runner = ServingRunner(app, handler_cancellation=True, shutdown_timeout=drain_timeout,
+                           handler_args={"access_log": logging.getLogger("aiohttp.access"), **server_limits(settings)})
     try:
         await runner.setup()
     except ConfigError:  # a startup check refused (e.g. open proxy on a public address)
         await runner.cleanup()  # closes what the startups before it opened
         raise
-    site = CappedTCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port,
-                         max_connections=app[SETTINGS_KEY].max_connections)
+    gate = ConnectionGate(settings.max_connections, settings.max_connections_per_ip, settings.trusted_networks)
     try:
-        await site.start()
-    except OSError:
+        runner.port = await runner.listen(host, port, gate=gate, reuse_port=reuse_port)
+        if ops_port is not None:
+            ports.ops_port = await runner.listen(ops_host or host, ops_port, gate=None, reuse_port=reuse_port)
+    except OSError as exc:
         await runner.cleanup()  # closes the upstream session opened by the app's startup
-        raise
+        on_ops = bool(runner.port)  # the client port was bound: the ops port failed
+        raise ListenError(ops_host or host if on_ops else host, ops_port if on_ops else port, exc) from exc
     return runner
 
 
-def bound_port(runner: web.AppRunner) -> int:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            return server.sockets[0].getsockname()[1]
-    raise RuntimeError("not listening")
+def bound_port(runner: ServingRunner) -> int:
+    return runner.port
 
 
 async def _run(settings: Settings) -> None:
@@ -66,9 +78,13 @@ async def _run(settings: Settings) -> None:
 
     app = create_app(settings)
     runner = await _serve(app, settings.host, settings.port, reuse_port=settings.reuse_port,
-                          drain_timeout=settings.drain_timeout)
+                          drain_timeout=settings.drain_timeout, ops_host=settings.ops_listen_host,
+                          ops_port=settings.ops_port)
     url = f"http://{settings.host}:{bound_port(runner)}"
     log.info("aiproxy listening on %s (upstream %s, pid %d)", url, settings.gemini_base_url, os.getpid())
+    if settings.ops_port is not None:
+        log.info("ops endpoints (/health, /health/ready, /metrics) on http://%s:%d", settings.ops_listen_host,
+                 app[LISTEN_PORTS_KEY].ops_port)
     await serve_until_signalled(app, runner, settings.drain_timeout, f"serving on {url}")
 
 
@@ -79,7 +95,7 @@ async def _run_demo(settings: Settings) -> None:
     await emu.setup()
     emu_site = web.TCPSite(emu, "127.0.0.1", 0)
     await emu_site.start()
-    emu_url = f"http://127.0.0.1:{bound_port(emu)}"
+    emu_url = f"http://127.0.0.1:{emu_site.port}"
     settings = settings.model_copy(
         update={"gemini_base_url": emu_url, "gemini_api_key": SecretStr(DEMO_KEY), "demo": True})
     log.info("demo mode: Gemini emulator at %s (no key, no network)", emu_url)
@@ -90,10 +106,14 @@ async def _run_demo(settings: Settings) -> None:
 
 
 def serve(settings: Settings, demo: bool = False) -> None:
-    if settings.workers > 1 and not demo:
-        from aiproxy.workers import supervise
+    from aiproxy.workers import metrics_dir, supervise
 
+    if settings.workers > 1 and not demo:
         raise SystemExit(supervise(settings))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not settings.reuse_port:
+        # One process with a multiprocess dir (a unit or compose file set it): create it as the
+        # supervisor would, before any metric is made; OSError here names the directory.
+        metrics_dir()
     _use_uvloop()
     try:
         asyncio.run(_run_demo(settings) if demo else _run(settings))

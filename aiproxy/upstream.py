@@ -188,7 +188,7 @@ class GeminiClient:
         if resp.status == 200:
             conn = resp.connection
             if conn is not None and conn.protocol is not None:
-                conn.protocol.read_timeout = self._idle_timeout  # from now on: the idle gap
+                conn.protocol.read_timeout = self._idle_timeout  # the idle gap from now on (test_aiohttp_pins.py)
                 conn.protocol.start_timeout()  # re-arm now, or a stall right after the headers waits the old timer
             return resp
         try:

@@ -59,6 +59,8 @@ class Supervisor:
         self.settings = settings
         self.count = settings.workers
         self.port = pick_port(settings.host, settings.port)
+        # OPS_PORT is bound by every worker with SO_REUSEPORT too (see listen.py); 0 is chosen once here.
+        self.ops_port = None if settings.ops_port is None else pick_port(settings.ops_listen_host, settings.ops_port)
         self.procs: dict[int, asyncio.subprocess.Process] = {}  # worker index -> process
         self.stopping = False
         self.ready: set[int] = set()  # pids that sent READY=1
@@ -73,6 +75,8 @@ class Supervisor:
             "AIPROXY_WORKER_ID": str(index), "NOTIFY_SOCKET": "@" + self._notify_name,
             "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir),
         })
+        if self.ops_port is not None:
+            env["OPS_PORT"] = str(self.ops_port)
         return env
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:

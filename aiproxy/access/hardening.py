@@ -11,7 +11,8 @@
   ever spends seconds on a hostile body and recursive code never sees hostile depth; then more
   than MAX_MESSAGES messages, MAX_CONTENT_PARTS content parts or MAX_CONTENT_PARTS_PER_MESSAGE
   parts in one message are 400s, checked on the parsed body before validation.
-- Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner.
+- Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner
+  (aiohttp's own parser-error answers get theirs in aiproxy/parse_errors.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.access.json_shape import check_json_shape
+from aiproxy.client_guard import OPS_PATHS
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
 
@@ -60,15 +62,6 @@ def is_loopback(host: str) -> bool:
 
 class OpenProxyRefused(ConfigError):
     """No client keys exist and HOST is reachable from other machines."""
-
-
-def hide_server_banner() -> None:
-    """Replace aiohttp's `Server: Python/3.x aiohttp/x.y` default for every response this process
-    serves, including the ones aiohttp writes itself for unparseable requests (oversized headers),
-    which never pass through the app's signals. Client requests use their own User-Agent constant."""
-    from aiohttp import web_response
-
-    web_response.SERVER_SOFTWARE = SECURITY_HEADERS["Server"]  # type: ignore[attr-defined]
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -132,7 +125,7 @@ def hardening_middleware(settings: Settings) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         nonlocal in_flight
-        if request.path == "/health":
+        if request.path in OPS_PATHS:  # probes and scrapes are never refused as "busy"
             return await handler(request)
         if in_flight >= cap:
             raise ProxyError(503, "The server is busy; please retry shortly.", type="api_error",

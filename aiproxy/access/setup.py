@@ -13,8 +13,7 @@ from aiproxy.access import redact
 from aiproxy.access.auth import authenticate, bind_identity, needs_auth
 from aiproxy.access.budget import Budgets, SpentFn, budgets_of
 from aiproxy.access.budget_counters import BudgetCounters, MemoryBudgetCounters
-from aiproxy.access.hardening import (OpenProxyRefused, add_security_headers, hardening_middleware, hide_server_banner,
-                                      is_loopback)
+from aiproxy.access.hardening import OpenProxyRefused, add_security_headers, hardening_middleware, is_loopback
 from aiproxy.access.keys import KeyCache, KeyStore, open_keystore
 from aiproxy.access.limits import MemoryLimiter, RateLimiter
 from aiproxy.access.openapi import openapi_json
@@ -108,7 +107,6 @@ def setup_access(app: web.Application, settings: Settings) -> Access:
     app[PREFLIGHT_KEY].insert(0, bind_identity)  # before any other check reads the billing user
     app[PREFLIGHT_KEY].extend([throttle.preflight, budgets.preflight])
     app[METER_KEY].hooks.append(budget_hook)
-    hide_server_banner()
     app.on_response_prepare.append(add_security_headers)
     app.on_response_prepare.append(throttle.add_headers)
     app.router.add_get("/openapi.json", openapi_json)

@@ -39,7 +39,7 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site.port  # the bound port (PORT 0 = any free port)
     sys.stdout.write(f"Gemini emulator listening on http://{args.host}:{port}\n")
     sys.stdout.flush()
     try:

@@ -79,7 +79,8 @@ def spawn(tmp_path: Path, upstream: str, *, name: str = "proxy", port: int | Non
     return ProxyProcess(proc, port, log_path, full_env)
 
 
-async def wait_healthy(p: ProxyProcess, within: float = 30) -> None:
+async def wait_healthy(p: ProxyProcess, within: float = 30, base: str | None = None) -> None:
+    """Until /health/ready answers 200 on `base` (default the process's client port)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     async with aiohttp.ClientSession() as http:
@@ -87,7 +88,7 @@ async def wait_healthy(p: ProxyProcess, within: float = 30) -> None:
             if p.proc.poll() is not None:
                 raise AssertionError(f"proxy exited with {p.proc.returncode}:\n{p.log[-3000:]}")
             try:
-                async with http.get(f"{p.url}/health/ready") as resp:
+                async with http.get(f"{base or p.url}/health/ready") as resp:
                     if resp.status == 200:
                         return
             except aiohttp.ClientError:

@@ -91,6 +91,8 @@ def test_compose_stack() -> None:
 def test_nginx_front_streams_unbuffered_to_every_replica() -> None:
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     assert re.search(r"server aiproxy:8002 resolve", conf)
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf  # the edge overwrites what clients claim
+    assert re.search(r"error_page 400 494 = @bad_request;", conf)  # nginx's own 400s as JSON, no echo
     assert "proxy_buffering off;" in conf and "proxy_http_version 1.1;" in conf
     assert conf.count("{") == conf.count("}")
 
@@ -117,15 +119,15 @@ def test_systemd_unit_directives() -> None:
         assert s.get(key) == [value], key
     assert int(s["WatchdogSec"][0]) > 0
     assert s["EnvironmentFile"] and "RestrictAddressFamilies" in s
-    assert s["ExecStart"][0].split()[1:4] == ["-m", "aiproxy", "serve"]
-    assert any(v.startswith("USAGE_DB_URL=sqlite:////var/lib/aiproxy/") for v in s["Environment"])
+    assert s["ExecStart"][0].split() == ["/opt/aiproxy/.venv/bin/aiproxy", "serve"]  # the installed command
+    assert any(v.startswith("USAGE_DB_URL=sqlite:///%S/aiproxy/") for v in s["Environment"])  # StateDirectory
+    assert any(v.startswith("OPS_PORT=") for v in s["Environment"])
     assert int(s["TimeoutStopSec"][0]) > 30  # longer than the default DRAIN_TIMEOUT
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
-    text = UNIT.read_text().replace("/opt/aiproxy/.venv/bin/python", sys.executable)
-    text = text.replace("WorkingDirectory=/opt/aiproxy", f"WorkingDirectory={ROOT}")
+    text = UNIT.read_text().replace("/opt/aiproxy/.venv/bin/aiproxy", sys.executable)
     unit = tmp_path / "aiproxy.service"
     unit.write_text(text)
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
