@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from aiproxy.config import ConfigError, load_settings
-from aiproxy.logsetup import setup_logging
+from aiproxy.observability.logsetup import setup_logging
 
 
 def _serve(argv: list[str], demo: bool) -> int:
@@ -16,7 +16,7 @@ def _serve(argv: list[str], demo: bool) -> int:
     parser.add_argument("--reload", action="store_true", help="restart on source changes (make run-dev)")
     args = parser.parse_args(argv)
     if args.reload:
-        from aiproxy.reload import run_with_reload
+        from aiproxy.server.reload import run_with_reload
 
         return run_with_reload(["demo" if demo else "serve", *(a for a in argv if a != "--reload")])
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -26,10 +26,10 @@ def _serve(argv: list[str], demo: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
-    from aiproxy.server import serve
+    from aiproxy.server.serve import serve
     # DEMO=true in the environment means the same as the `demo` command; without this it would
     # skip the key check and then call Google with no key.
-    from aiproxy.server import ListenError
+    from aiproxy.server.serve import ListenError
 
     try:
         serve(settings, demo=demo or settings.demo)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "demo":
         return _serve(rest, demo=True)
     if command == "usage":
-        from aiproxy.cli_usage import main as usage_main
+        from aiproxy.billing.cli import main as usage_main
 
         return usage_main(rest)
     if command == "keys":

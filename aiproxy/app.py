@@ -19,12 +19,12 @@ from aiproxy.billing.pricing import load_price_table
 from aiproxy.billing.reservations import RESERVATIONS_KEY, Reservations
 from aiproxy.billing.wiring import install_billing
 from aiproxy.config import Settings
-from aiproxy.media_fetch import setup_media
-from aiproxy.middleware import (CLIENT_ID_HEADER, SERVER_ID_HEADER, add_request_id_header, error_middleware,
+from aiproxy.media.fetch import setup_media
+from aiproxy.http.middleware import (CLIENT_ID_HEADER, SERVER_ID_HEADER, add_request_id_header, error_middleware,
                                 request_id_middleware)
-from aiproxy.modelmap import load_model_map
-from aiproxy.ops import setup_ops
-from aiproxy.upstream import GeminiClient
+from aiproxy.providers.modelmap import load_model_map
+from aiproxy.observability.ops import setup_ops
+from aiproxy.providers.gemini.client import GeminiClient
 
 log = logging.getLogger("aiproxy")
 

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from aiproxy.billing.meter import Meter
     from aiproxy.billing.record import Metering
     from aiproxy.config import Settings
-    from aiproxy.modelmap import ModelMap
-    from aiproxy.upstream import GeminiClient
+    from aiproxy.providers.modelmap import ModelMap
+    from aiproxy.providers.gemini.client import GeminiClient
 
 # A check run after validation and before Gemini is called (credits, budgets, limits); it raises
 # ProxyError to refuse. Arguments: the request, its metering, the worst-case output tokens.

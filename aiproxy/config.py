@@ -174,14 +174,14 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:
-        from aiproxy.clientaddr import parse_networks
+        from aiproxy.server.clientaddr import parse_networks
 
         parse_networks(value)
         return value
 
     @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        from aiproxy.clientaddr import parse_networks
+        from aiproxy.server.clientaddr import parse_networks
 
         return parse_networks(self.trusted_proxies)
 
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     @field_validator("model_fallbacks")
     @classmethod
     def _check_fallbacks(cls, value: str) -> str:
-        from aiproxy.retry import parse_fallbacks
+        from aiproxy.providers.retry import parse_fallbacks
 
         parse_fallbacks(value)
         return value

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 from aiproxy.emulator import directive_text
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EMULATOR_KEY = "soak-key"

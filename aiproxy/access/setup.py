@@ -9,14 +9,14 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.access import redact
+from aiproxy.observability import redact
 from aiproxy.access.auth import authenticate, bind_identity, needs_auth
 from aiproxy.access.budget import Budgets, SpentFn, budgets_of
 from aiproxy.access.budget_counters import BudgetCounters, MemoryBudgetCounters
-from aiproxy.access.hardening import OpenProxyRefused, add_security_headers, hardening_middleware, is_loopback
+from aiproxy.http.hardening import OpenProxyRefused, add_security_headers, hardening_middleware, is_loopback
 from aiproxy.access.keys import KeyCache, KeyStore, open_keystore
 from aiproxy.access.limits import MemoryLimiter, RateLimiter
-from aiproxy.access.openapi import openapi_json
+from aiproxy.openai.openapi import openapi_json
 from aiproxy.access.throttle import Throttle
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY, PREFLIGHT_KEY
 from aiproxy.billing.record import UsageRecord

@@ -27,16 +27,16 @@ from aiproxy.appkeys import (
     SETTINGS_KEY,
     UPSTREAM_KEY,
 )
-from aiproxy.access.hardening import JSON_BODY
+from aiproxy.http.hardening import JSON_BODY
 from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
-from aiproxy.media_fetch import prepare_media
-from aiproxy.openai_types import ChatRequest, parse_chat_request
-from aiproxy.translate.request import build_gemini_request
-from aiproxy.translate.response import ChunkFolder, StreamTranslator
-from aiproxy.upstream import GeminiStream, UpstreamStreamError
+from aiproxy.media.fetch import prepare_media
+from aiproxy.openai.types import ChatRequest, parse_chat_request
+from aiproxy.providers.gemini.request import build_gemini_request
+from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
+from aiproxy.providers.gemini.client import GeminiStream, UpstreamStreamError
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",

@@ -29,8 +29,8 @@ from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODE
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
-from aiproxy.openai_types import parse_embeddings_request
-from aiproxy.upstream import GeminiClient, model_path
+from aiproxy.openai.types import parse_embeddings_request
+from aiproxy.providers.gemini.client import GeminiClient, model_path
 
 BATCH_LIMIT = 100  # requests per batchEmbedContents call
 

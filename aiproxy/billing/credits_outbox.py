@@ -25,7 +25,7 @@ from typing import Callable
 
 from aiproxy.billing.credits import CreditsClient, CreditsRejected, CreditsUnavailable
 from aiproxy.billing.ledger import PENDING, REJECTED, SENT, UNPAID, Charge, Ledger
-from aiproxy.metrics import CHARGES_REJECTED
+from aiproxy.observability.metrics import CHARGES_REJECTED
 
 log = logging.getLogger("aiproxy.credits")
 

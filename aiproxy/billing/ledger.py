@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from aiproxy.billing.record import UsageRecord
-from aiproxy.retry import RetryPolicy
+from aiproxy.providers.retry import RetryPolicy
 
 GROUPS = ("day", "model", "user")
 

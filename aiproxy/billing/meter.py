@@ -20,7 +20,7 @@ from aiproxy.billing.estimate import estimate_text_tokens, metering_prompt_estim
 from aiproxy.billing.estimate import estimate_text_tokens as estimate_tokens  # noqa: F401 - old name, one implementation
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
-from aiproxy.translate.usage import read_usage
+from aiproxy.providers.gemini.usage import read_usage
 
 log = logging.getLogger("aiproxy.billing")
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiproxy.access.hardening import OpenProxyRefused
+from aiproxy.http.hardening import OpenProxyRefused
 from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY
 from aiproxy.billing.record import UsageRecord

@@ -19,7 +19,7 @@ from aiproxy.access.budget_counters import MemoryBudgetCounters, Refusal
 from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY
 from aiproxy.billing.pricing import worst_case_cost
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 from tests.access.conftest import add_key, bearer, chat_body, scripted
 
 

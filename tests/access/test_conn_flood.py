@@ -10,9 +10,9 @@ import pytest
 
 from aiproxy import jsonutil
 from aiproxy.app import create_app
-from aiproxy.clientaddr import forwarded_client, parse_networks
-from aiproxy.listen import ServingRunner
-from aiproxy.server import _serve
+from aiproxy.server.clientaddr import forwarded_client, parse_networks
+from aiproxy.server.listen import ServingRunner
+from aiproxy.server.serve import _serve
 from tests.conftest import emulator_url, make_settings
 
 OTHER_CLIENT = "127.0.0.2"  # another loopback address: Linux routes all of 127/8 to lo
@@ -55,7 +55,7 @@ def get(path: str, *headers: str) -> bytes:
 
 
 def ops_port(runner: ServingRunner) -> int:
-    from aiproxy.client_guard import LISTEN_PORTS_KEY
+    from aiproxy.server.client_guard import LISTEN_PORTS_KEY
 
     port = runner.app[LISTEN_PORTS_KEY].ops_port
     assert port is not None

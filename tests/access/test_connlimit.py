@@ -7,7 +7,7 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.app import create_app
-from aiproxy.server import _serve, bound_port
+from aiproxy.server.serve import _serve, bound_port
 from tests.conftest import emulator_url, make_settings
 
 

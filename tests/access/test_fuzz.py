@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aiproxy import jsonutil
-from aiproxy.access.hardening import server_limits
-from aiproxy.access.openapi import SPEC
+from aiproxy.http.hardening import server_limits
+from aiproxy.openai.openapi import SPEC
 from aiproxy.app import create_app
 from tests.access.conftest import add_key
 from tests.conftest import EMULATOR_KEY, emulator_url, make_settings

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from aiproxy.access.hardening import server_limits
+from aiproxy.http.hardening import server_limits
 from aiproxy.app import create_app
 from tests.access.conftest import chat_body, scripted
 from tests.conftest import emulator_url, make_settings
@@ -112,7 +112,7 @@ async def test_too_many_messages_is_400(proxy_factory: Any, http: aiohttp.Client
 
 
 async def test_oversized_header_is_refused(emulator: TestServer) -> None:
-    from aiproxy.server import _serve  # the real listener: aiohttp answers this one itself (parse_errors.py)
+    from aiproxy.server.serve import _serve  # the real listener: aiohttp answers this one itself (parse_errors.py)
 
     runner = await _serve(create_app(make_settings(emulator_url(emulator), max_header_bytes=2048)), "127.0.0.1", 0)
     try:

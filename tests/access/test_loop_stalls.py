@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 import pytest
 
-from aiproxy.access.json_shape import ShapeViolation, check_json_shape
+from aiproxy.http.json_shape import ShapeViolation, check_json_shape
 
 HEALTH_BUDGET_S = 0.25
 POLL_EVERY_S = 0.05

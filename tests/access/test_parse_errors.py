@@ -1,6 +1,6 @@
 """Requests aiohttp's parser rejects (issue 11 item 5) are answered as OpenAI JSON with nothing echoed.
 
-This also pins aiproxy.parse_errors to aiohttp: if an upgrade stops routing parser errors through
+This also pins aiproxy.server.parse_errors to aiohttp: if an upgrade stops routing parser errors through
 `web.RequestHandler.handle_error`, these tests fail instead of the text/plain echo coming back.
 """
 
@@ -13,8 +13,8 @@ import pytest
 
 from aiproxy import jsonutil
 from aiproxy.app import create_app
-from aiproxy.listen import ServingRunner
-from aiproxy.server import _serve
+from aiproxy.server.listen import ServingRunner
+from aiproxy.server.serve import _serve
 from tests.conftest import emulator_url, make_settings
 
 FAKE_KEY = b"sk-live-FAKE0123456789secret"

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiproxy.access.redact import MASK, REDACTOR, install
+from aiproxy.observability.redact import MASK, REDACTOR, install
 from tests.access.conftest import add_key, bearer, chat_body, scripted
 from tests.conftest import EMULATOR_KEY
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 from tests.conftest import EMULATOR_KEY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

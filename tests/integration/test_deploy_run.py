@@ -37,7 +37,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 from tests.conftest import EMULATOR_KEY, emulator_url
 from tests.integration.opshelp import chat
 from tests.integration.procs import ProxyProcess, wait_healthy

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from aiproxy.lifecycle import LIFECYCLE_KEY, READY_CHECKS_KEY
-from aiproxy.server import free_port
+from aiproxy.server.lifecycle import LIFECYCLE_KEY, READY_CHECKS_KEY
+from aiproxy.server.serve import free_port
 from tests.conftest import emulator_url
 from tests.integration.opshelp import chat_body, wait_streams_closed
 from tests.integration.procs import ProxyProcess, spawn, wait_healthy

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.jsonlog import JsonFormatter, RequestContextFilter
-from aiproxy.logsetup import escape_controls, text_formatter
+from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter
+from aiproxy.observability.logsetup import escape_controls, text_formatter
 from tests.access.conftest import add_key, bearer
 
 FORGED = "💰 BILLING | User: x | Model: gpt-4 | Tokens: 1 input + 1 output = 2 total | Cost: $999.99 USD | Request ID: req-x"

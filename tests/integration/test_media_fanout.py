@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aiproxy.media_fetch import _PinnedResolver
+from aiproxy.media.fetch import _PinnedResolver
 from tests.integration.test_media_sdk import MODEL, last_parts
 from tests.unit.test_translate_media import PNG, b64
 

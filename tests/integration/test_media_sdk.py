@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiproxy.errors import ProxyError
-from aiproxy.media_fetch import RemoteImageFetcher
+from aiproxy.media.fetch import RemoteImageFetcher
 from tests.conftest import recorded_requests
 from tests.unit.test_translate_media import JPEG, M4A, PDF, PNG, b64
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiproxy import jsonutil
-from aiproxy.jsonlog import JsonFormatter, RequestContextFilter
-from aiproxy.logsetup import TEXT_FORMAT
+from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter
+from aiproxy.observability.logsetup import TEXT_FORMAT
 from tests.integration.opshelp import chat, metric
 
 ROUTE = "/v1/chat/completions"

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 from tests.conftest import emulator_url
 from tests.integration.opshelp import chat
 from tests.integration.procs import spawn, wait_healthy

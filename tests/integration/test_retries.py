@@ -14,9 +14,9 @@ from aiproxy import jsonutil
 from aiproxy.api.chat import DONE
 from aiproxy.appkeys import METER_KEY
 from aiproxy.billing.record import UsageRecord
-from aiproxy.server import free_port
-from aiproxy.upstream import GeminiClient
-from aiproxy.retry import RetryPolicy
+from aiproxy.server.serve import free_port
+from aiproxy.providers.gemini.client import GeminiClient
+from aiproxy.providers.retry import RetryPolicy
 from tests.integration.opshelp import chat, metric, upstream_paths
 
 PRO = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
@@ -119,8 +119,8 @@ async def test_fallback_body_is_rebuilt_for_the_fallback_model(proxy_factory: An
         assert resp.status == 200, await resp.text()
     async with http.get(emulator.make_url("/_emulator/requests")) as resp:
         sent = [r["body"] for r in await resp.json()]
-    from aiproxy.openai_types import parse_chat_request
-    from aiproxy.translate.request import build_gemini_request
+    from aiproxy.openai.types import parse_chat_request
+    from aiproxy.providers.gemini.request import build_gemini_request
 
     req = parse_chat_request(body)
     assert sent == [build_gemini_request(req, "gemini-2.5-pro"), build_gemini_request(req, "gemini-3.5-flash")]
@@ -131,7 +131,7 @@ async def test_connection_errors_are_retried_then_502() -> None:
     client.retry_policy = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
     await client.start()
     before = metric("aiproxy_upstream_retries_total", model="gemini-2.5-pro", reason="connect")
-    from aiproxy.metrics import MetricsEvents, ModelLabels
+    from aiproxy.observability.metrics import MetricsEvents, ModelLabels
 
     client.events = MetricsEvents(ModelLabels({"gemini-2.5-pro"}))
     try:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 from tests.conftest import EMULATOR_KEY
 
 REPO = Path(__file__).resolve().parents[2]

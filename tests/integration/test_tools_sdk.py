@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI, BadRequestError
 
 from aiproxy.emulator import directive_text
-from aiproxy.translate.tools import decode_call_signature
+from aiproxy.providers.gemini.tools import decode_call_signature
 from tests.conftest import recorded_requests
 
 WEATHER = {

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import Ledger, open_ledger
-from aiproxy.emulator_credits import CreditsState, create_credits_app
+from aiproxy.emulator.credits import CreditsState, create_credits_app
 from tests.ledger.factories import CREDITS_API_KEY
 
 PG_ROOT = "postgresql://postgres@127.0.0.1:5432/test"

@@ -14,7 +14,7 @@ from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.billing.record import UsageRecord
 from aiproxy.config import load_settings
-from aiproxy.emulator_credits import STATE_KEY
+from aiproxy.emulator.credits import STATE_KEY
 from tests.ledger.factories import CREDITS_API_KEY
 from tests.ledger.gemini_stub import create_stub
 

@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import open_ledger
-from aiproxy.server import free_port
+from aiproxy.server.serve import free_port
 from aiproxy.emulator import EmulatorConfig, create_emulator_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from aiproxy.billing.credits import CreditGate, CreditsClient, CreditsUnavailable
 from aiproxy.billing.credits_outbox import OutboxWorker, backoff
 from aiproxy.billing.ledger import open_ledger
-from aiproxy.emulator_credits import STATE_KEY, CreditsState
+from aiproxy.emulator.credits import STATE_KEY, CreditsState
 from aiproxy.errors import ProxyError
 from tests.ledger.factories import CREDITS_API_KEY as KEY
 from tests.ledger.factories import make_record

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from aiproxy.billing.pricing import ModelPrice
 from tests.ledger.test_unexpected_endings import body, only_row, post, proxy  # noqa: F401 - fixture
 
-CEILING = 100_000_000  # aiproxy.translate.usage.MAX_TOKENS_PER_FIELD
+CEILING = 100_000_000  # aiproxy.providers.gemini.usage.MAX_TOKENS_PER_FIELD
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])

@@ -17,7 +17,7 @@ from aiproxy.appkeys import LEDGER_KEY, METER_KEY
 from aiproxy.billing import ledger_pg, ledger_sqlite
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.pricing import worst_case_cost
-from aiproxy.emulator_credits import STATE_KEY
+from aiproxy.emulator.credits import STATE_KEY
 from tests.access.conftest import add_key, bearer
 from tests.ledger.factories import CREDITS_API_KEY, make_record
 from tests.ledger.test_billing_in_app import ONE_REQUEST, chat, start_proxy, upstream  # noqa: F401 - fixture

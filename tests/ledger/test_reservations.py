@@ -22,7 +22,7 @@ from aiproxy.access.budget import period_start
 from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.billing.reservations import RESERVATIONS_KEY
-from aiproxy.emulator_credits import STATE_KEY
+from aiproxy.emulator.credits import STATE_KEY
 from tests.access.conftest import add_key, bearer, delete_redis_keys
 from tests.ledger.conftest import PG_ROOT, drop_schema
 from tests.ledger.factories import CREDITS_API_KEY

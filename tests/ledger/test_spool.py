@@ -21,7 +21,7 @@ from aiproxy.billing.meter import Meter
 from aiproxy.billing.pricing import parse_price_table
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.billing.spool import Spool, dump_record, load_record
-from aiproxy.retry import RetryPolicy
+from aiproxy.providers.retry import RetryPolicy
 from tests.ledger.factories import make_record
 
 TOO_BIG = 10**30  # no integer column takes it: a row that fails for its own values

@@ -23,7 +23,7 @@ from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR
 from aiproxy.config import load_settings
 from aiproxy.emulator import directive_text
-from aiproxy.translate.response import StreamTranslator
+from aiproxy.providers.gemini.response import StreamTranslator
 from tests.conftest import EMULATOR_KEY, emulator_url
 
 GUARD = 20.0  # seconds: a hang fails here instead of stalling the suite

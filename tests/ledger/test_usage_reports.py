@@ -13,7 +13,7 @@ from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import LEDGER_KEY, SETTINGS_KEY
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.reports import parse_query, parse_time, report_table
-from aiproxy.cli_usage import main as usage_main
+from aiproxy.billing.cli import main as usage_main
 from aiproxy.config import load_settings
 
 from tests.ledger.factories import make_record

@@ -113,10 +113,10 @@ def test_base_url_trailing_slash_is_dropped() -> None:
 ])
 def test_demo_mode_comes_from_the_command_or_the_setting(clean_env: Path, monkeypatch: pytest.MonkeyPatch,
                                                          argv: list[str], env: dict[str, str], demo: bool) -> None:
-    import aiproxy.server
+    import aiproxy.server.serve
 
     calls: list[bool] = []
-    monkeypatch.setattr(aiproxy.server, "serve", lambda settings, demo=False: calls.append(demo))
+    monkeypatch.setattr(aiproxy.server.serve, "serve", lambda settings, demo=False: calls.append(demo))
     monkeypatch.setattr("aiproxy.__main__.setup_logging", lambda *args: None)  # keep pytest's log capture
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -16,7 +16,7 @@ from aiproxy.billing.estimate import (
     image_tokens,
     media_tokens,
 )
-from aiproxy.openai_types import parse_chat_request
+from aiproxy.openai.types import parse_chat_request
 
 
 def png(width: int, height: int) -> bytes:

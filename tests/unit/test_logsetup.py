@@ -6,7 +6,7 @@ import logging
 
 from aiohttp.http_exceptions import LineTooLong
 
-from aiproxy.logsetup import MalformedRequestFilter
+from aiproxy.observability.logsetup import MalformedRequestFilter
 
 
 def _record(exc: BaseException) -> logging.LogRecord:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.modelmap import load_model_map
+from aiproxy.providers.modelmap import load_model_map
 
 FLASH, PRO = "gemini-3.5-flash", "gemini-2.5-pro"
 

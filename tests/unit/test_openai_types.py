@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.openai_types import parse_chat_request, parse_embeddings_request
+from aiproxy.openai.types import parse_chat_request, parse_embeddings_request
 
 OK_MSG = [{"role": "user", "content": "hi"}]
 

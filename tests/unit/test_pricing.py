@@ -57,7 +57,7 @@ def test_long_prompts_use_the_upper_tier() -> None:
 
 
 def test_shipped_table_prices_every_model_the_model_map_points_at() -> None:
-    from aiproxy.modelmap import load_model_map
+    from aiproxy.providers.modelmap import load_model_map
 
     table = load_price_table()
     targets = {*load_model_map().chat.values(), *load_model_map().embeddings.values()}

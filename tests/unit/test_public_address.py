@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiproxy.public_address import is_public_address
+from aiproxy.media.public_address import is_public_address
 
 # Teredo stores the client's IPv4 inverted: 8.8.8.8 -> f7f7:f7f7, 10.0.0.1 -> f5ff:fffe,
 # 127.0.0.1 -> 80ff:fffe. The server's IPv4 (65.54.227.120 = 4136:e378) is stored as is.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiproxy.reload import snapshot
+from aiproxy.server.reload import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 

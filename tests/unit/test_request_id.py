@@ -7,7 +7,7 @@ import re
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from aiproxy.middleware import client_request_id_for, new_request_id
+from aiproxy.http.middleware import client_request_id_for, new_request_id
 
 
 @pytest.mark.parametrize("given", ["abc", "req-123", "0f8e1c2a-aaaa-bbbb-cccc-1234567890ab", "a.b:c_d", "x" * 128])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aiproxy.retry import (RetryPolicy, fallbacks_from_toml, merge_fallbacks, model_chain, parse_fallbacks,
+from aiproxy.providers.retry import (RetryPolicy, fallbacks_from_toml, merge_fallbacks, model_chain, parse_fallbacks,
                            parse_retry_after, upstream_retry_after)
 
 POLICY = RetryPolicy(retries=3, base_delay=0.5, max_delay=4.0, deadline=30.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiproxy import sdnotify
+from aiproxy.server import sdnotify
 
 
 def test_path_socket_receives_the_state(tmp_path: Path) -> None:

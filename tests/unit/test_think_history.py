@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from aiproxy.openai_types import parse_chat_request
-from aiproxy.translate.request import build_gemini_request
+from aiproxy.openai.types import parse_chat_request
+from aiproxy.providers.gemini.request import build_gemini_request
 
 
 def contents(*messages: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.openai_types import parse_chat_request
-from aiproxy.translate.media import decoded_size, sniff_audio, sniff_file, sniff_image
-from aiproxy.translate.request import build_gemini_request
+from aiproxy.openai.types import parse_chat_request
+from aiproxy.providers.gemini.media import decoded_size, sniff_audio, sniff_file, sniff_image
+from aiproxy.providers.gemini.request import build_gemini_request
 
 # Tiny but valid headers of each format (enough bytes for the magic numbers).
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 16

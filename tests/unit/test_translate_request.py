@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.openai_types import parse_chat_request
-from aiproxy.translate.request import build_gemini_request
+from aiproxy.openai.types import parse_chat_request
+from aiproxy.providers.gemini.request import build_gemini_request
 
 
 def gemini(messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:

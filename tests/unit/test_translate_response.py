@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aiproxy.translate.response import ChunkFolder, StreamTranslator
+from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
 
 CID = "chatcmpl-0123456789abcdef01234567"
 HEAD = {"id": CID, "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o",

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.openai_types import parse_chat_request
-from aiproxy.translate.logprobs import openai_logprobs
-from aiproxy.translate.request import build_gemini_request
-from aiproxy.translate.response import ChunkFolder, StreamTranslator
+from aiproxy.openai.types import parse_chat_request
+from aiproxy.providers.gemini.logprobs import openai_logprobs
+from aiproxy.providers.gemini.request import build_gemini_request
+from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
 
 SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",

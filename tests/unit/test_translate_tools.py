@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.openai_types import parse_chat_request
-from aiproxy.translate.request import build_gemini_request
-from aiproxy.translate.response import ChunkFolder, StreamTranslator
-from aiproxy.translate.thinking import thinking_for
-from aiproxy.translate.tools import decode_call_signature, encode_call_id
+from aiproxy.openai.types import parse_chat_request
+from aiproxy.providers.gemini.request import build_gemini_request
+from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
+from aiproxy.providers.gemini.thinking import thinking_for
+from aiproxy.providers.gemini.tools import decode_call_signature, encode_call_id
 
 WEATHER = {
     "type": "function",

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
-from aiproxy.upstream import GeminiClient, UpstreamStreamError, map_upstream_error
+from aiproxy.providers.gemini.client import GeminiClient, UpstreamStreamError, map_upstream_error
 
 KEY = "AIzaSy-secret-key-123"
 BASE = "http://gemini.test"
@@ -184,7 +184,7 @@ async def test_http_error_before_the_stream_is_mapped(canned: Any) -> None:
 
 
 async def test_unreachable_upstream_is_502() -> None:
-    from aiproxy.server import free_port
+    from aiproxy.server.serve import free_port
 
     client = GeminiClient(f"http://127.0.0.1:{free_port()}", KEY)
     await client.start()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aiproxy.translate.usage import openai_usage, token_counts
+from aiproxy.providers.gemini.usage import openai_usage, token_counts
 
 CASES = [
     pytest.param({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
@@ -48,7 +48,7 @@ def test_usage_metadata_validates_as_google_genai_type() -> None:
     assert parsed.model_dump(by_alias=True, exclude_none=True) == meta
 
 
-MAX = 100_000_000  # MAX_TOKENS_PER_FIELD, documented in aiproxy.translate.usage
+MAX = 100_000_000  # MAX_TOKENS_PER_FIELD, documented in aiproxy.providers.gemini.usage
 
 HOSTILE = [
     pytest.param({"promptTokenCount": -500, "candidatesTokenCount": 5, "totalTokenCount": -495},
@@ -72,7 +72,7 @@ HOSTILE = [
 @pytest.mark.parametrize(("meta", "expected", "problems"), HOSTILE)
 def test_hostile_usage_is_clamped_and_named(meta: dict[str, Any], expected: tuple[int, ...],
                                             problems: tuple[str, ...]) -> None:
-    from aiproxy.translate.usage import read_usage
+    from aiproxy.providers.gemini.usage import read_usage
 
     counts = read_usage(meta)
     prompt, completion, total, fourth = expected
@@ -84,6 +84,6 @@ def test_hostile_usage_is_clamped_and_named(meta: dict[str, Any], expected: tupl
 
 @pytest.mark.parametrize(("meta",), [(p.values[0],) for p in CASES])
 def test_honest_usage_has_no_problems(meta: dict[str, Any]) -> None:
-    from aiproxy.translate.usage import read_usage
+    from aiproxy.providers.gemini.usage import read_usage
 
     assert read_usage(meta).problems == ()

@@ -63,7 +63,7 @@ class MalformedRequestFilter(logging.Filter):
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        from aiproxy.jsonlog import JsonFormatter, RequestContextFilter
+        from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter
 
         handler.setFormatter(JsonFormatter())
         handler.addFilter(RequestContextFilter())

@@ -11,13 +11,13 @@ import sys
 from aiohttp import web
 from pydantic import SecretStr
 
-from aiproxy.access.hardening import server_limits
+from aiproxy.http.hardening import server_limits
 from aiproxy.appkeys import SETTINGS_KEY
 from aiproxy.config import ConfigError, Settings
-from aiproxy.client_guard import LISTEN_PORTS_KEY, ListenPorts, install_client_guards
-from aiproxy.connlimit import ConnectionGate
-from aiproxy.listen import ServingRunner
-from aiproxy.lifecycle import serve_until_signalled
+from aiproxy.server.client_guard import LISTEN_PORTS_KEY, ListenPorts, install_client_guards
+from aiproxy.server.connlimit import ConnectionGate
+from aiproxy.server.listen import ServingRunner
+from aiproxy.server.lifecycle import serve_until_signalled
 
 log = logging.getLogger("aiproxy")
 DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy
@@ -106,7 +106,7 @@ async def _run_demo(settings: Settings) -> None:
 
 
 def serve(settings: Settings, demo: bool = False) -> None:
-    from aiproxy.workers import metrics_dir, supervise
+    from aiproxy.server.workers import metrics_dir, supervise
 
     if settings.workers > 1 and not demo:
         raise SystemExit(supervise(settings))

@@ -1,6 +1,6 @@
 """Client model names -> Gemini model ids, loaded from data so operators can change it.
 
-Every name is first checked against the one documented pattern (aiproxy/modelnames.py), and
+Every name is first checked against the one documented pattern (aiproxy/providers/modelnames.py), and
 every id it resolves to against Gemini's id pattern, so only a plain model id ever reaches the
 upstream URL.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiproxy.config import DATA_DIR
 from aiproxy.errors import ProxyError
-from aiproxy.modelnames import GEMINI_MODEL_ID, GEMINI_PREFIXES, check_gemini_model_id, parse_model_name
+from aiproxy.providers.modelnames import GEMINI_MODEL_ID, GEMINI_PREFIXES, check_gemini_model_id, parse_model_name
 
 DEFAULT_MODELS_FILE = DATA_DIR / "models.toml"
 

@@ -24,10 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aiproxy import sdnotify
+from aiproxy.server import sdnotify
 from aiproxy.config import Settings
 
-log = logging.getLogger("aiproxy.workers")
+log = logging.getLogger("aiproxy.server.workers")
 
 RESTART_DELAY = 1.0  # seconds before a crashed worker is started again (doubles per quick crash, max 30)
 STABLE_AFTER = 30.0  # a worker that lived this long resets the restart delay

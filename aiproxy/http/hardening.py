@@ -12,7 +12,7 @@
   than MAX_MESSAGES messages, MAX_CONTENT_PARTS content parts or MAX_CONTENT_PARTS_PER_MESSAGE
   parts in one message are 400s, checked on the parsed body before validation.
 - Every response gets security headers and `Server: aiproxy` instead of aiohttp's version banner
-  (aiohttp's own parser-error answers get theirs in aiproxy/parse_errors.py).
+  (aiohttp's own parser-error answers get theirs in aiproxy/server/parse_errors.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy import jsonutil
-from aiproxy.access.json_shape import check_json_shape
-from aiproxy.client_guard import OPS_PATHS
+from aiproxy.http.json_shape import check_json_shape
+from aiproxy.server.client_guard import OPS_PATHS
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
 

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from aiproxy.errors import ProxyError, bad_request
-from aiproxy.translate.request import PART_TRANSLATORS, Part
+from aiproxy.providers.gemini.request import PART_TRANSLATORS, Part
 
 _SNIFF_BYTES = 64  # every signature below lies in the first 64 bytes
 
@@ -149,7 +149,7 @@ def _image_url_part(part: dict[str, Any], param: str) -> list[Part]:
     parsed = split_data_url(url)
     if parsed is None:
         if url.lower().startswith(("http://", "https://")):
-            # The chat handler inlines remote images before translation (aiproxy.media_fetch).
+            # The chat handler inlines remote images before translation (aiproxy.media.fetch).
             raise bad_request(f"Invalid value for '{param}': the image at this URL could not be fetched.", param=param)
         raise bad_request(f"Invalid value for '{param}': expected a base64 data URL or an http(s) URL.", param=param)
     data, raw = decode_base64(parsed[1], param)

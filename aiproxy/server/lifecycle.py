@@ -17,10 +17,11 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from aiproxy import jsonutil, sdnotify
+from aiproxy import jsonutil
+from aiproxy.server import sdnotify
 from aiproxy.appkeys import UPSTREAM_KEY
 
-log = logging.getLogger("aiproxy.lifecycle")
+log = logging.getLogger("aiproxy.server.lifecycle")
 
 # A check answers True (ok), False (unreachable), or a state of its own: "ok", DEGRADED (reported,
 # but this process still serves), anything else (not ready).

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from aiproxy.errors import bad_request
-from aiproxy.openai_types import ChatRequest
-from aiproxy.translate.request import REQUEST_EXTENDERS
+from aiproxy.openai.types import ChatRequest
+from aiproxy.providers.gemini.request import REQUEST_EXTENDERS
 
 
 def _extend(req: ChatRequest, _model: str, body: dict[str, Any]) -> None:

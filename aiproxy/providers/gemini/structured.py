@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiproxy.errors import bad_request
-from aiproxy.openai_types import ChatRequest
-from aiproxy.translate.request import REQUEST_EXTENDERS
-from aiproxy.translate.schema import sanitize_schema
-from aiproxy.translate.tools import takes_json_schema
+from aiproxy.openai.types import ChatRequest
+from aiproxy.providers.gemini.request import REQUEST_EXTENDERS
+from aiproxy.providers.gemini.schema import sanitize_schema
+from aiproxy.providers.gemini.tools import takes_json_schema
 
 DROPPED_SCHEMA_KEYS = frozenset({"$schema"})
 

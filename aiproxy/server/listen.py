@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.connlimit import ConnectionGate, gated_factory
-from aiproxy.parse_errors import JsonErrorRequestHandler
+from aiproxy.server.connlimit import ConnectionGate, gated_factory
+from aiproxy.server.parse_errors import JsonErrorRequestHandler
 
 
 class ServingRunner(web.AppRunner):

@@ -12,7 +12,7 @@ normally (so a client with a shorter timeout gives up on a charge that *was* app
 answers 500 and applies nothing; `402` refuses every bill; `422` (a permanent refusal) and `429`
 (rate limited, transient) answer every authenticated call with that status and apply nothing.
 
-    python -m aiproxy.emulator_credits --port 8003 --api-key KEY --balance alice=10 --balance bob=0.5
+    python -m aiproxy.emulator.credits --port 8003 --api-key KEY --balance alice=10 --balance bob=0.5
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def create_credits_app(state: CreditsState | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m aiproxy.emulator_credits", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m aiproxy.emulator.credits", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8003)
     p.add_argument("--api-key", default="test-credits-key")

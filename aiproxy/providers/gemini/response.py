@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from aiproxy.jsonutil import dumps_str
-from aiproxy.translate.finish import openai_finish_reason
-from aiproxy.translate.tools import tool_call_id as default_tool_call_id
-from aiproxy.translate.logprobs import attach_logprobs, fold_logprobs, folded_logprobs
-from aiproxy.translate.usage import openai_usage
+from aiproxy.providers.gemini.finish import openai_finish_reason
+from aiproxy.providers.gemini.tools import tool_call_id as default_tool_call_id
+from aiproxy.providers.gemini.logprobs import attach_logprobs, fold_logprobs, folded_logprobs
+from aiproxy.providers.gemini.usage import openai_usage
 
 Chunk = dict[str, Any]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiproxy.errors import bad_request
-from aiproxy.openai_types import ChatRequest
-from aiproxy.translate import request as rq
+from aiproxy.openai.types import ChatRequest
+from aiproxy.providers.gemini import request as rq
 
 EFFORTS = ("none", "minimal", "low", "medium", "high")
 

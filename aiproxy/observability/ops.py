@@ -15,10 +15,10 @@ from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, MODELS_KEY, UPS
 from aiproxy.billing.ledger import PENDING
 from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY
 from aiproxy.config import Settings
-from aiproxy.lifecycle import READY_CHECKS_KEY, READY_DETAILS_KEY, setup_lifecycle
-from aiproxy.metrics import LEDGER_SPOOL, QUEUE_PROBE_KEY, MetricsEvents, ModelLabels, observe_record, setup_metrics
-from aiproxy.modelmap import DEFAULT_MODELS_FILE
-from aiproxy.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
+from aiproxy.server.lifecycle import READY_CHECKS_KEY, READY_DETAILS_KEY, setup_lifecycle
+from aiproxy.observability.metrics import LEDGER_SPOOL, QUEUE_PROBE_KEY, MetricsEvents, ModelLabels, observe_record, setup_metrics
+from aiproxy.providers.modelmap import DEFAULT_MODELS_FILE
+from aiproxy.providers.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
 
 log = logging.getLogger("aiproxy")
 
@@ -65,7 +65,7 @@ def setup_ops(app: web.Application, settings: Settings) -> None:
     setup_lifecycle(app)
     access_log = None
     if settings.log_format == "json":
-        from aiproxy.jsonlog import json_access_log
+        from aiproxy.observability.jsonlog import json_access_log
 
         access_log = json_access_log
     setup_metrics(app, access_log, labels)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from aiproxy.errors import bad_request
-from aiproxy.openai_types import ChatRequest, Message
-from aiproxy.translate.think_history import assistant_content_without_thoughts
+from aiproxy.openai.types import ChatRequest, Message
+from aiproxy.openai.think_history import assistant_content_without_thoughts
 
 Part = dict[str, Any]
 PartTranslator = Callable[[dict[str, Any], str], list[Part]]
@@ -31,7 +31,7 @@ def _refusal_part(part: dict[str, Any], param: str) -> list[Part]:
     return [{"text": refusal}] if isinstance(refusal, str) and refusal else []
 
 
-# Content-part type -> translator. Media types are registered by aiproxy.translate.media.
+# Content-part type -> translator. Media types are registered by aiproxy.providers.gemini.media.
 PART_TRANSLATORS: dict[str, PartTranslator] = {"text": _text_part, "refusal": _refusal_part}
 
 

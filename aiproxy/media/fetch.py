@@ -2,7 +2,7 @@
 
 Translation is pure and sync, so an `image_url` with an http(s) URL is fetched here first and
 replaced with a data URL. Fetching a URL a client names is an SSRF hole unless every address is
-checked: hostnames are resolved, EVERY resolved address must be public (aiproxy.public_address),
+checked: hostnames are resolved, EVERY resolved address must be public (aiproxy.media.public_address),
 and the connection is pinned to exactly the addresses that were checked (a custom aiohttp resolver
 hands out only those), so DNS rebinding cannot swap in an internal address between the check and
 the connect. Redirects are followed by hand, at most 3, each target checked the same way.
@@ -30,9 +30,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from aiproxy.config import Settings
 from aiproxy.errors import ProxyError, bad_request
-from aiproxy.openai_types import ChatRequest
-from aiproxy.public_address import is_public_address
-from aiproxy.translate.media import decoded_size, split_data_url
+from aiproxy.openai.types import ChatRequest
+from aiproxy.media.public_address import is_public_address
+from aiproxy.providers.gemini.media import decoded_size, split_data_url
 
 Resolver = Callable[[str], Awaitable[list[str]]]  # hostname -> IP address strings
 Fetched = tuple[str | None, bytes]  # (Content-Type, body)

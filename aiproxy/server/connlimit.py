@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Callable
 
 from aiproxy import jsonutil
-from aiproxy.clientaddr import Network, is_trusted
+from aiproxy.server.clientaddr import Network, is_trusted
 
 
 def _refusal(status: bytes, kind: str, message: str) -> bytes:

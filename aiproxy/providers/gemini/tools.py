@@ -16,9 +16,9 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.errors import bad_request
-from aiproxy.openai_types import ChatRequest, Message, ToolCall
-from aiproxy.translate import request as rq
-from aiproxy.translate.schema import sanitize_schema
+from aiproxy.openai.types import ChatRequest, Message, ToolCall
+from aiproxy.providers.gemini import request as rq
+from aiproxy.providers.gemini.schema import sanitize_schema
 
 SIGNATURE_MARK = "__ts_"  # followed by the signature's bytes, base64url without padding
 RAW_SIGNATURE_MARK = "__tr_"  # followed by the signature text itself, base64url (non-canonical input)

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.clientaddr import Network, forwarded_client, is_trusted
+from aiproxy.server.clientaddr import Network, forwarded_client, is_trusted
 from aiproxy.errors import ProxyError
 
 OPS_PATHS = frozenset({"/health", "/health/ready", "/metrics"})

@@ -19,9 +19,9 @@ import aiohttp
 
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
-from aiproxy.retry import FALLBACK_STATUSES, RETRY_STATUSES, Fallbacks, RetryPolicy, model_chain, upstream_retry_after
+from aiproxy.providers.retry import FALLBACK_STATUSES, RETRY_STATUSES, Fallbacks, RetryPolicy, model_chain, upstream_retry_after
 
-log = logging.getLogger("aiproxy.upstream")
+log = logging.getLogger("aiproxy.providers.gemini.client")
 
 API_VERSION = "v1beta"
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, REQUEST_ID_KEY
 from aiproxy import jsonutil
-from aiproxy.metrics import current_request
+from aiproxy.observability.metrics import current_request
 
 ACCESS_LOGGER = "aiproxy.requests"
 _EXTRA_FIELDS = ("method", "path", "route", "status", "latency_ms")

@@ -1,0 +1,1 @@
+"""Remote media: fetching http(s) image URLs with SSRF checks (network I/O, kept apart from the pure translators)."""

@@ -1,0 +1,1 @@
+"""Logs, JSON logs, redaction and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""The client-facing OpenAI API surface: request models, the OpenAPI document, history clean-up."""

@@ -1,0 +1,1 @@
+"""Upstream providers and model routing: the model map, model-name rules, retries and fallbacks."""
