@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, AsyncIterator
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -97,3 +99,27 @@ async def openai_client(proxy_url: str) -> AsyncIterator[Any]:
     client = AsyncOpenAI(base_url=f"{proxy_url}/v1", api_key="any-key-works", max_retries=0, timeout=30)
     yield client
     await client.close()
+
+
+PG_ROOT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(PG_ROOT)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def ledger_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    """A fresh, empty ledger location on each backend; Postgres gets its own schema, dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/usage.db"
+        return
+    schema = f"t_ledger_{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{PG_ROOT}?schema={schema}"
+    finally:
+        await drop_schema(schema)

@@ -191,8 +191,9 @@ async def cut_stream_midway(proxy: Any, key: str, tokens_per_minute: int) -> Any
     return rec
 
 
-async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
-    proxy = await frozen_proxy(proxy_factory)
+async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, http: aiohttp.ClientSession,
+                                                            ledger_url: str) -> None:
+    proxy = await frozen_proxy(proxy_factory, usage_db_url=ledger_url)
     key, _ = await add_key(proxy, tpm=100_000)
     rec = await cut_stream_midway(proxy, key, 100_000)
     async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:

@@ -155,9 +155,9 @@ async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, pr
 
 
 async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, http: aiohttp.ClientSession,
-                                                            prefix: str) -> None:
+                                                            prefix: str, ledger_url: str) -> None:
     tpm = 6_000  # refills 100 tokens a second on Redis' clock
-    proxy = await proxy_factory(redis_url=REDIS, redis_key_prefix=prefix)
+    proxy = await proxy_factory(redis_url=REDIS, redis_key_prefix=prefix, usage_db_url=ledger_url)
     key, _ = await add_key(proxy, tpm=tpm)
     started = time.monotonic()
     rec = await cut_stream_midway(proxy, key, tpm)

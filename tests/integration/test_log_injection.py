@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
+from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter
 from aiproxy.observability.logsetup import escape_controls, text_formatter
 from tests.access.conftest import add_key, bearer
@@ -42,6 +43,12 @@ def chat_body(stream: bool = False, **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-4", "stream": stream, "messages": [{"role": "user", "content": "hi"}], **extra}
 
 
+@pytest.fixture
+async def proxy(proxy_factory: Any, ledger_url: str) -> TestServer:
+    """The proxy on each ledger backend: the hostile label is data in the row, never a log line."""
+    return await proxy_factory(usage_db_url=ledger_url)
+
+
 @pytest.mark.parametrize("field", ["user_id", "user"])
 async def test_open_mode_user_cannot_forge_a_billing_line(proxy: TestServer, http: aiohttp.ClientSession,
                                                           caplog: pytest.LogCaptureFixture, field: str) -> None:
@@ -51,6 +58,7 @@ async def test_open_mode_user_cannot_forge_a_billing_line(proxy: TestServer, htt
             assert resp.status == 200
             await resp.read()
     assert_one_billing_line_each(text_lines(caplog), 2, escape_controls(HOSTILE))
+    assert [r["user_id"] for r in await proxy.app[LEDGER_KEY].rows()] == [HOSTILE, HOSTILE]  # one row each, as sent
 
 
 async def test_end_user_label_under_a_key_cannot_forge_a_billing_line(

@@ -40,6 +40,12 @@ async def no_upstream_calls(http: aiohttp.ClientSession, emulator: TestServer) -
     return [r for r in await recorded_requests(http, emulator) if "/models/" in r["path"]]
 
 
+@pytest.fixture
+async def proxy(proxy_factory: Any, ledger_url: str) -> TestServer:
+    """The proxy on each ledger backend: a refused name leaves no row on either."""
+    return await proxy_factory(usage_db_url=ledger_url)
+
+
 @pytest.mark.parametrize("name", REJECTED, ids=repr)
 @pytest.mark.parametrize("route", ["chat", "chat-stream", "embeddings"])
 async def test_rejected_model_name_is_400_before_any_upstream_call(

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import AsyncIterator
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import Ledger, open_ledger
 from aiproxy.emulator.credits import CreditsState, create_credits_app
+from tests.conftest import PG_ROOT, drop_schema  # noqa: F401 - re-exported for the ledger tests
 from tests.ledger.factories import CREDITS_API_KEY
-
-PG_ROOT = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-async def drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(PG_ROOT)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def ledger_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    """A fresh, empty ledger location on each backend; Postgres gets its own schema, dropped after."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/usage.db"
-        return
-    schema = f"t_ledger_{uuid.uuid4().hex[:10]}"
-    try:
-        yield f"{PG_ROOT}?schema={schema}"
-    finally:
-        await drop_schema(schema)
 
 
 @pytest.fixture
