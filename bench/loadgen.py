@@ -34,7 +34,7 @@ HEAD_END = b"\r\n\r\n"
 class _Conn(asyncio.Protocol):
     """One keep-alive connection driving requests back to back."""
 
-    def __init__(self, gen: "LoadGen") -> None:
+    def __init__(self, gen: LoadGen) -> None:
         self.gen = gen
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()

@@ -95,7 +95,7 @@ async def client(worker: int, base: str, stop_at: float, stats: Counter[str]) ->
                     else:
                         await resp.read()
                     stats[f"{name} {resp.status}"] += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 stats[f"{name} {type(exc).__name__}"] += 1
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits
+from aiproxy.access.limits import LimiterUnavailable, Limits, LimitState
 
 BUCKETS_LUA = """
 local t = redis.call('TIME')

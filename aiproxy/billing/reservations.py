@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -93,5 +94,5 @@ async def _end_all(holds: list[Hold], end: Callable[[Hold], Awaitable[None]]) ->
     for hold in holds:
         try:
             await end(hold)
-        except Exception:  # noqa: BLE001 - one failing store must not leave the others held
+        except Exception:  # one failing store must not leave the others held
             log.exception("could not end a %s reservation", type(hold).__name__)

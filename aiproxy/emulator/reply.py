@@ -14,9 +14,9 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.emulator.config import EmulatorConfig
+from aiproxy.emulator.errors import invalid
 from aiproxy.emulator.models import ModelInfo
 from aiproxy.emulator.request import GenRequest, get
-from aiproxy.emulator.errors import invalid
 from aiproxy.emulator.schema_example import InvalidSchema, example_for
 from aiproxy.emulator.tokens import count_tokens, json_tokens
 

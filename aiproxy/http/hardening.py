@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy import jsonutil
-from aiproxy.http.json_shape import check_json_shape
-from aiproxy.server.client_guard import OPS_PATHS
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
+from aiproxy.http.json_shape import check_json_shape
+from aiproxy.server.client_guard import OPS_PATHS
 
 JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body")  # request slot: the parsed body, so the handler does not parse it again
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 from aiproxy import jsonutil
 from aiproxy.server.clientaddr import Network, is_trusted

@@ -12,7 +12,8 @@ import base64
 import copy
 import json
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,9 +24,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aiproxy import jsonutil
+from aiproxy.app import create_app
 from aiproxy.http.hardening import server_limits
 from aiproxy.openai.openapi import SPEC
-from aiproxy.app import create_app
 from tests.access.conftest import add_key
 from tests.conftest import EMULATOR_KEY, emulator_url, make_settings
 

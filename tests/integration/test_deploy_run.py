@@ -29,8 +29,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import aiohttp
 import pytest

@@ -6,8 +6,9 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest

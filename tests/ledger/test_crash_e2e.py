@@ -20,8 +20,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import open_ledger
-from aiproxy.server.serve import free_port
 from aiproxy.emulator import EmulatorConfig, create_emulator_app
+from aiproxy.server.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 24
@@ -78,7 +78,7 @@ async def test_every_completed_request_survives_the_kill(ledger_url: str, tmp_pa
             try:
                 if await one_request(http, url, rid, stream=(i % 3 != 0)):
                     completed.add(rid)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if proc.returncode is not None:
                     return
                 await asyncio.sleep(0.01)

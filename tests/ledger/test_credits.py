@@ -7,9 +7,9 @@ exactly once, a restart re-sends what was pending, and 402/404 end as `unpaid`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -216,7 +216,7 @@ async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits
     st.balances.update(alice=Decimal("1"))
     await outbox_ledger.record(make_record(request_id="req-orphan", cost_usd=Decimal("0.2")))
     # A worker claimed it and died before posting or recording anything.
-    assert len(await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=0.2))) == 1
+    assert len(await outbox_ledger.claim_charges(datetime.now(UTC), timedelta(seconds=0.2))) == 1
     worker = worker_for(outbox_ledger, client)
     await worker.run_once()
     assert st.bill_calls == 0  # still leased

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from aiproxy.billing.ledger import open_ledger
-
 from tests.ledger.factories import make_record
 
-NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 async def test_record_reads_back_exactly(ledger) -> None:
@@ -35,7 +34,7 @@ async def test_record_reads_back_exactly(ledger) -> None:
         status="client_disconnected",
         estimated=True,
         price_fallback=True,
-        started_at=datetime(2026, 11, 3, 23, 59, 59, 999_999, tzinfo=timezone.utc),
+        started_at=datetime(2026, 11, 3, 23, 59, 59, 999_999, tzinfo=UTC),
         duration_ms=1.5,
         ttft_ms=None,
     )
@@ -190,7 +189,7 @@ async def test_outbox_enqueues_priced_rows_once(outbox_ledger) -> None:
     (charge,) = await outbox_ledger.charges()
     assert (charge.request_id, charge.user, charge.amount, charge.state) == ("req-a", "alice", Decimal("0.00075"), "pending")
     assert "req-a" in charge.description
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claimed = await outbox_ledger.claim_charges(now, timedelta(seconds=30))
     assert [c.request_id for c in claimed] == ["req-a"]
     assert await outbox_ledger.claim_charges(now, timedelta(seconds=30)) == []  # leased meanwhile
@@ -201,7 +200,7 @@ async def test_outbox_enqueues_priced_rows_once(outbox_ledger) -> None:
 
 async def test_update_with_a_lost_lease_writes_nothing(outbox_ledger) -> None:
     await outbox_ledger.record(make_record(request_id="req-l", cost_usd=Decimal("0.1")))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     [stale] = await outbox_ledger.claim_charges(now, timedelta(seconds=1))
     [fresh] = await outbox_ledger.claim_charges(now + timedelta(seconds=2), timedelta(seconds=30))  # lease expired
     assert stale.lease_token and fresh.lease_token and stale.lease_token != fresh.lease_token
@@ -215,8 +214,8 @@ async def test_charge_counts_by_state_are_counted_by_the_database(outbox_ledger)
     assert await outbox_ledger.charge_counts() == {"pending": 0, "sent": 0, "unpaid": 0, "rejected": 0}
     for i in range(5):
         await outbox_ledger.record(make_record(request_id=f"req-c{i}", cost_usd=Decimal("0.1")))
-    claimed = await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=30), limit=3)
-    for charge, state in zip(claimed, ("sent", "sent", "rejected")):
+    claimed = await outbox_ledger.claim_charges(datetime.now(UTC), timedelta(seconds=30), limit=3)
+    for charge, state in zip(claimed, ("sent", "sent", "rejected"), strict=True):
         await outbox_ledger.update_charge(charge, state=state, attempts=1, next_attempt_at=None, error=None)
     assert await outbox_ledger.charge_counts() == {"pending": 2, "sent": 2, "unpaid": 0, "rejected": 1}
 
@@ -235,7 +234,7 @@ async def test_outbox_of_an_older_ledger_gains_lease_tokens(ledger_url, monkeypa
     upgraded = open_ledger(ledger_url, outbox=True)
     await upgraded.open()
     try:
-        [charge] = await upgraded.claim_charges(datetime.now(timezone.utc), timedelta(seconds=30))
+        [charge] = await upgraded.claim_charges(datetime.now(UTC), timedelta(seconds=30))
         assert charge.request_id == "req-old" and charge.lease_token
         assert await upgraded.update_charge(charge, state="sent", attempts=1, next_attempt_at=None, error=None)
         assert await upgraded.charge_counts() == {"pending": 0, "sent": 1, "unpaid": 0, "rejected": 0}

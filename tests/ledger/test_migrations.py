@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -23,7 +24,7 @@ from aiproxy.billing import ledger_pg, ledger_sqlite
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.ledger_sql import migrations as ledger_migrations
 from aiproxy.storage.urls import split_schema
-from tests.ledger.conftest import PG_ROOT, drop_schema
+from tests.ledger.conftest import drop_schema
 
 OPENERS = 8
 ROUNDS = 4
@@ -57,7 +58,7 @@ async def open_both_and_close(url: str) -> None:
     ledger, keys = open_ledger(url), open_keystore(url)
     try:
         await asyncio.gather(ledger.open(), keys.open())
-        assert await keys.all_keys() == [] and await ledger.spent("alice", datetime(2026, 1, 1, tzinfo=timezone.utc)) == 0
+        assert await keys.all_keys() == [] and await ledger.spent("alice", datetime(2026, 1, 1, tzinfo=UTC)) == 0
     finally:
         await asyncio.gather(ledger.close(), keys.close())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,11 +11,10 @@ from aiohttp import web
 
 from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import LEDGER_KEY, SETTINGS_KEY
+from aiproxy.billing.cli import main as usage_main
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.reports import parse_query, parse_time, report_table
-from aiproxy.billing.cli import main as usage_main
 from aiproxy.config import load_settings
-
 from tests.ledger.factories import make_record
 
 ADMIN = "s3cret-admin"
@@ -23,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 def day(d: int, h: int = 12) -> datetime:
-    return datetime(2026, 11, d, h, tzinfo=timezone.utc)
+    return datetime(2026, 11, d, h, tzinfo=UTC)
 
 
 SEED_ROWS = [
@@ -35,7 +34,7 @@ SEED_ROWS = [
                 prompt_tokens=5000, completion_tokens=2000, total_tokens=7000, cost_usd=Decimal("0.00225")),
     make_record(user="bob", requested_model="gpt-4", started_at=day(3), prompt_tokens=1, completion_tokens=1,
                 total_tokens=2, cost_usd=Decimal("0.00000075")),
-    make_record(user="alice", requested_model="gpt-4", started_at=datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc),
+    make_record(user="alice", requested_model="gpt-4", started_at=datetime(2026, 10, 31, 23, 59, tzinfo=UTC),
                 cost_usd=Decimal("5")),
 ]  # fmt: skip
 
@@ -122,9 +121,9 @@ async def test_bad_parameters_are_400(client, params: dict, param: str) -> None:
 
 
 def test_parse_time_forms() -> None:
-    assert parse_time("2026-11-30", end=True) == datetime(2026, 12, 1, tzinfo=timezone.utc)
-    assert parse_time("2026-11-30T10:00:00Z") == datetime(2026, 11, 30, 10, tzinfo=timezone.utc)
-    assert parse_time("2026-11-30T10:00:00+02:00").astimezone(timezone.utc).hour == 8
+    assert parse_time("2026-11-30", end=True) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_time("2026-11-30T10:00:00Z") == datetime(2026, 11, 30, 10, tzinfo=UTC)
+    assert parse_time("2026-11-30T10:00:00+02:00").astimezone(UTC).hour == 8
     assert parse_query({"user": " ", "group_by": ""}).user is None
 
 

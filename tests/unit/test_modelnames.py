@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from aiproxy.errors import ProxyError
+from aiproxy.providers.gemini.client import model_path
 from aiproxy.providers.modelmap import load_model_map
 from aiproxy.providers.modelnames import ModelName, check_gemini_model_id, parse_model_name
-from aiproxy.providers.gemini.client import model_path
 
 
 @pytest.mark.parametrize(("name", "provider", "bare"), [
