@@ -70,7 +70,7 @@ class Reservations:
         """End the holds the meter did not settle: released, or kept when the upstream was reached."""
         holds = request.get(HOLDS_SLOT)
         rid = request.get(REQUEST_ID_KEY, "")
-        if holds is None or self._open.get(rid) is not holds:
+        if holds is None or rid not in self._open or self._open[rid] is not holds:
             return  # none taken, or already settled by the meter
         del self._open[rid]
         reached_upstream = request.get(METERING_KEY) is not None

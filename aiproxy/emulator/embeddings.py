@@ -68,7 +68,8 @@ def embed_texts(body: Any) -> list[str]:
     """The text parts of an embedContent or batchEmbedContents body (for the directive scan)."""
     if not isinstance(body, dict):
         return []
-    items = body.get("requests") if isinstance(body.get("requests"), list) else [body]
+    requests = body.get("requests")
+    items = requests if isinstance(requests, list) else [body]
     texts: list[str] = []
     for item in items:
         content = item.get("content") if isinstance(item, dict) else None

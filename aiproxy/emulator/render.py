@@ -101,8 +101,8 @@ def render_events(plan: Plan) -> list[dict[str, Any]]:
     if trailer:
         row = []
         for cand in plan.cands:
-            parts = None if cand.finish in CONTENTLESS else [{"text": ""}]
-            row.append(_candidate(cand, parts, True))
+            final_parts = None if cand.finish in CONTENTLESS else [{"text": ""}]
+            row.append(_candidate(cand, final_parts, True))
         events.append(row)
     out = []
     for i, row in enumerate(events):

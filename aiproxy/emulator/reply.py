@@ -172,7 +172,7 @@ def _cut(cand: Cand, config: dict[str, Any]) -> None:
 
 def _logprobs(text: str, k: int) -> dict[str, Any]:
     words = text.split() or [""]
-    chosen = [{"token": w, "logProbability": -round((len(w) % 7) / 10 + 0.01, 4)} for w in words]
+    chosen: list[dict[str, Any]] = [{"token": w, "logProbability": -round((len(w) % 7) / 10 + 0.01, 4)} for w in words]
     top = [{"candidates": [c] + [{"token": f"{c['token']}{j}", "logProbability": c["logProbability"] - j}
                                  for j in range(1, k)]} for c in chosen]
     total = sum(c["logProbability"] for c in chosen)
