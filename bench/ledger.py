@@ -68,7 +68,8 @@ def main() -> None:
     for url in urls:
         r = asyncio.run(run(url, ns.requests, ns.concurrency))
         print(f"{url.split('://')[0]:>10}: {r['rows_per_s']:8.0f} rows/s  {r['commits']:5d} commits "
-              f"({r['rows_per_commit']:.0f} rows each)  record() p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")  # fmt: skip
+              f"({r['rows_per_commit']:.0f} rows each)  "
+              f"record() p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ class SqliteKeyStore:
         await asyncio.to_thread(self._run, sql, _adapt(to_params(rec, _stamp)))
 
     async def all_keys(self) -> list[KeyRecord]:
-        rows = await asyncio.to_thread(self._run, f"SELECT {', '.join(COLUMNS)} FROM access_keys ORDER BY created_at, id")
+        rows = await asyncio.to_thread(self._run,
+                                       f"SELECT {', '.join(COLUMNS)} FROM access_keys ORDER BY created_at, id")
         return [from_row(r) for r in rows]
 
     async def revoke(self, key_id: str, when: datetime) -> bool:

@@ -29,7 +29,8 @@ class ReportQuery:
     group_by: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        return {"user": self.user, "model": self.model, "since": self.since, "until": self.until, "group_by": self.group_by}
+        return {"user": self.user, "model": self.model, "since": self.since, "until": self.until,
+                "group_by": self.group_by}
 
 
 def parse_time(text: str, *, end: bool = False) -> datetime:
@@ -130,7 +131,8 @@ def report_table(rows: list[dict], group_by: str | None) -> str:
     key_cols = 1 if group_by else 0
 
     def fmt(line: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < key_cols else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+        cells = enumerate(zip(line, widths, strict=True))
+        return "  ".join(c.ljust(w) if i < key_cols else c.rjust(w) for i, (c, w) in cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     lines = [fmt(header), rule, *map(fmt, body[:-1] if group_by else body)]

@@ -40,7 +40,8 @@ def embed_one(body: Any, where: str | None = None) -> dict[str, Any]:
     text = " ".join(p.get("text", "") for p in content["parts"])
     dims = int(get(body, "outputDimensionality") or EMBEDDING_DIMENSIONS)
     if not 1 <= dims <= EMBEDDING_DIMENSIONS:
-        raise errors.invalid(f"* EmbedContentRequest.output_dimensionality: must be between 1 and {EMBEDDING_DIMENSIONS}\n")
+        raise errors.invalid("* EmbedContentRequest.output_dimensionality: must be between 1 and "
+                             f"{EMBEDDING_DIMENSIONS}\n")
     return {"values": list(embedding_values(text, dims))}
 
 

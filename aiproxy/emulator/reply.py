@@ -203,7 +203,8 @@ def build_plan(req: GenRequest, model: ModelInfo, cfg: EmulatorConfig) -> Plan:
     for idx in range(max(1, int(get(req.config, "candidateCount", 1)))):
         cand = Cand(idx)
         if thinks:
-            cand.thought = str(d.get("thoughts") or "**Thinking it over** " + " ".join(pseudo_words(seed, 8, 1000 + idx)))
+            made_up = "**Thinking it over** " + " ".join(pseudo_words(seed, 8, 1000 + idx))
+            cand.thought = str(d.get("thoughts") or made_up)
             if budget is not None and int(budget) > 0:
                 cand.thought = cand.thought[: int(budget) * 4]
             thoughts_tokens += count_tokens(cand.thought)

@@ -80,7 +80,8 @@ async def test_credits_preflight_and_charge(upstream, credits_service, ledger_ur
     try:
         async with aiohttp.ClientSession() as http:
             # 1,000 output tokens at $2.50/1M is $0.0025 > $0.00001: refused before Gemini.
-            async with http.post(proxy.make_url("/v1/chat/completions"), json=chat(user="poor", max_tokens=1000)) as resp:
+            async with http.post(proxy.make_url("/v1/chat/completions"),
+                                 json=chat(user="poor", max_tokens=1000)) as resp:
                 assert resp.status == 402
                 assert (await resp.json())["error"]["code"] == "insufficient_quota"
             async with http.post(proxy.make_url("/v1/chat/completions"), json=chat(stream=True, max_tokens=1000),
@@ -144,7 +145,8 @@ async def test_client_gone_mid_stream_leaves_an_estimated_row(ledger_url) -> Non
                 break
             await asyncio.sleep(0.02)
         (row,) = rows
-        assert (row["client_request_id"], row["status"], bool(row["estimated"])) == ("req-gone", "client_disconnected", True)
+        assert ((row["client_request_id"], row["status"], bool(row["estimated"]))
+                == ("req-gone", "client_disconnected", True))
         assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0  # estimated from the text seen
         assert Decimal(str(row["cost_usd"])) > 0
     finally:

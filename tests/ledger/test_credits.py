@@ -91,7 +91,8 @@ async def test_unreachable_service_follows_policy(credits_service, client, mode:
 
 async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, client) -> None:
     state(credits_service).balances.update(bob=Decimal("1"))
-    assert await client.bill("bob", Decimal("0.00000075"), "gpt-4 - 2 tokens - request r1", idempotency_key="r1") == "charged"
+    assert await client.bill("bob", Decimal("0.00000075"), "gpt-4 - 2 tokens - request r1",
+                             idempotency_key="r1") == "charged"
     assert await client.bill("bob", Decimal("0.00000075"), "again", idempotency_key="r1") == "charged"
     assert state(credits_service).balances["bob"] == Decimal("0.99999925")
     assert [c["key"] for c in state(credits_service).charges] == ["r1"]
@@ -211,7 +212,8 @@ async def test_injected_402_mode_marks_unpaid(credits_service, client, outbox_le
     assert [c.state for c in await outbox_ledger.charges()] == ["unpaid"]
 
 
-async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits_service, client, outbox_ledger) -> None:
+async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits_service, client,
+                                                                         outbox_ledger) -> None:
     st = state(credits_service)
     st.balances.update(alice=Decimal("1"))
     await outbox_ledger.record(make_record(request_id="req-orphan", cost_usd=Decimal("0.2")))

@@ -96,7 +96,8 @@ def make_old_sqlite(path: str) -> None:
         " completion_tokens, reasoning_tokens, cached_tokens, total_tokens, cost_usd, status, estimated,"
         " price_fallback, started_at, duration_ms) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, 0, 0,"
         " '2026-11-01T10:00:00.000000Z', 12.5)", OLD_ROW)
-    conn.execute("CREATE TABLE IF NOT EXISTS access_schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    conn.execute("CREATE TABLE IF NOT EXISTS access_schema_version"
+                 " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
     conn.execute(dict(key_migrations("TEXT", "TEXT", "INTEGER"))[1])
     conn.execute("INSERT INTO access_schema_version VALUES (1, '2026-11-01T00:00:00+00:00')")
     conn.execute("INSERT INTO access_keys (id, key_hash, prefix, user_id, label, is_admin, enabled, created_at)"
@@ -115,16 +116,17 @@ async def make_old_postgres(url: str) -> None:
             await conn.execute(stmt)
         await conn.execute("INSERT INTO schema_version VALUES (1, now())")
         await conn.execute(
-            "INSERT INTO usage (request_id, user_id, requested_model, upstream_model, endpoint, streamed, prompt_tokens,"
-            " completion_tokens, reasoning_tokens, cached_tokens, total_tokens, cost_usd, status, estimated,"
-            " price_fallback, started_at, duration_ms) VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9, $10, $11,"
+            "INSERT INTO usage (request_id, user_id, requested_model, upstream_model, endpoint, streamed,"
+            " prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, total_tokens, cost_usd, status,"
+            " estimated, price_fallback, started_at, duration_ms)"
+            " VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9, $10, $11,"
             " $12, false, false, '2026-11-01T10:00:00Z', 12.5)", *OLD_ROW[:10], Decimal(OLD_ROW[10]), OLD_ROW[11])
         await conn.execute(
             "CREATE TABLE access_schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
         await conn.execute(dict(key_migrations("NUMERIC", "TIMESTAMPTZ", "BOOLEAN"))[1])
         await conn.execute("INSERT INTO access_schema_version VALUES (1, now())")
-        await conn.execute("INSERT INTO access_keys (id, key_hash, prefix, user_id, label, is_admin, enabled, created_at)"
-                           " VALUES ($1, $2, $3, $4, $5, false, true, now())", *OLD_KEY[:5])
+        await conn.execute("INSERT INTO access_keys (id, key_hash, prefix, user_id, label, is_admin, enabled,"
+                           " created_at) VALUES ($1, $2, $3, $4, $5, false, true, now())", *OLD_KEY[:5])
     finally:
         await conn.close()
 

@@ -67,19 +67,22 @@ async def test_json_totals_for_alice_in_november(client) -> None:
 
 
 async def test_json_grouped_by_model_and_day(client) -> None:
-    resp = await client.get("/v1/usage", params={"user": "alice", "since": "2026-11-01", "group_by": "model"}, headers=AUTH)
+    resp = await client.get("/v1/usage", params={"user": "alice", "since": "2026-11-01", "group_by": "model"},
+                            headers=AUTH)
     body = await resp.json()
     assert [(r["model"], r["requests"], r["cost_usd"]) for r in body["data"]] == [
         ("gemini-flash", 1, "0.00225"),
         ("gpt-4", 2, "0.0008"),
     ]
-    resp = await client.get("/v1/usage", params={"since": "2026-11-01", "until": "2026-11-02", "group_by": "day"}, headers=AUTH)
+    resp = await client.get("/v1/usage", params={"since": "2026-11-01", "until": "2026-11-02", "group_by": "day"},
+                            headers=AUTH)
     body = await resp.json()
     assert [(r["day"], r["requests"]) for r in body["data"]] == [("2026-11-01", 1), ("2026-11-02", 2)]
 
 
 async def test_csv_by_user(client) -> None:
-    resp = await client.get("/v1/usage", params={"group_by": "user", "model": "gpt-4"}, headers={**AUTH, "Accept": "text/csv"})
+    resp = await client.get("/v1/usage", params={"group_by": "user", "model": "gpt-4"},
+                            headers={**AUTH, "Accept": "text/csv"})
     assert resp.status == 200
     assert resp.content_type == "text/csv"
     assert (await resp.text()).splitlines() == [
@@ -91,7 +94,8 @@ async def test_csv_by_user(client) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
-    [({}, 401, "missing_api_key"), ({"Authorization": "Bearer wrong"}, 401, "invalid_api_key"), ({"Authorization": ADMIN}, 401, "missing_api_key")],
+    [({}, 401, "missing_api_key"), ({"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
+     ({"Authorization": ADMIN}, 401, "missing_api_key")],
 )
 async def test_admin_token_required(client, headers: dict, status: int, code: str) -> None:
     resp = await client.get("/v1/usage", headers=headers)
@@ -112,7 +116,8 @@ async def test_reports_off_without_admin_token(aiohttp_client, seeded) -> None:
 
 @pytest.mark.parametrize(
     ("params", "param"),
-    [({"group_by": "week"}, "group_by"), ({"since": "yesterday"}, "since"), ({"since": "2026-11-05", "until": "2026-11-01"}, "until")],
+    [({"group_by": "week"}, "group_by"), ({"since": "yesterday"}, "since"),
+     ({"since": "2026-11-05", "until": "2026-11-01"}, "until")],
 )
 async def test_bad_parameters_are_400(client, params: dict, param: str) -> None:
     resp = await client.get("/v1/usage", params=params, headers=AUTH)
@@ -152,7 +157,8 @@ async def test_cli_reads_the_ledger(ledger_url: str, monkeypatch) -> None:
     # asyncio.run needs a thread without a running loop.
     import asyncio
 
-    code = await asyncio.to_thread(usage_main, ["usage", "--user", "alice", "--since", "2026-11-01", "--by", "model"], out=out)
+    code = await asyncio.to_thread(usage_main, ["usage", "--user", "alice", "--since", "2026-11-01", "--by", "model"],
+                                   out=out)
     assert code == 0
     lines = out.getvalue().splitlines()
     assert lines[2].split() == ["gemini-flash", "1", "5000", "2000", "0", "0", "7000", "0.00225"]
