@@ -69,4 +69,4 @@ docker-down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) .pytest_cache htmlcov .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage
