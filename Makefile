@@ -45,6 +45,11 @@ test-integration: $(DEV_STAMP)
 test-coverage: $(DEV_STAMP)
 	$(PYTEST) -q --cov=aiproxy --cov-report=term-missing --cov-report=html
 
+# The same pinned ruff and mypy (requirements-dev.txt) and settings (pyproject.toml) as CI.
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check aiproxy tests bench
+	$(PY) -m mypy aiproxy
+
 bench: $(DEV_STAMP)
 	$(PY) -m bench
 
@@ -64,4 +69,4 @@ docker-down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) .pytest_cache htmlcov .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage

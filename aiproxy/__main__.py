@@ -26,10 +26,9 @@ def _serve(argv: list[str], demo: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
-    from aiproxy.server.serve import serve
     # DEMO=true in the environment means the same as the `demo` command; without this it would
     # skip the key check and then call Google with no key.
-    from aiproxy.server.serve import ListenError
+    from aiproxy.server.serve import ListenError, serve
 
     try:
         serve(settings, demo=demo or settings.demo)

@@ -44,7 +44,8 @@ def _options(argv: list[str] | None) -> dict[str, Any]:
     p.add_argument("--workers", type=int, default=int(env.get("BENCH_WORKERS") or 1))
     p.add_argument("--results-dir", type=Path, default=Path(env.get("BENCH_RESULTS_DIR") or RESULTS))
     a = p.parse_args(argv)
-    return {"quick": a.quick, "proxy_env": parse_env_pairs(a.proxy_env), "features_env": parse_env_pairs(a.features_env),
+    return {"quick": a.quick, "proxy_env": parse_env_pairs(a.proxy_env),
+            "features_env": parse_env_pairs(a.features_env),
             "client_key": a.client_key, "peer_cmd": a.peer_cmd, "peer_model": a.peer_model, "workers": a.workers,
             "results_dir": a.results_dir}
 

@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from aiproxy.billing.ledger import open_ledger
@@ -27,7 +27,7 @@ def record(i: int) -> UsageRecord:
         request_id=f"bench-{uuid.uuid4().hex}", user=f"user{i % 50}", key_id=None, requested_model="gpt-4",
         upstream_model="gemini-2.5-pro", endpoint="chat", streamed=True, prompt_tokens=1000, completion_tokens=500,
         reasoning_tokens=0, cached_tokens=0, total_tokens=1500, cost_usd=Decimal("0.00625"), status="ok",
-        estimated=False, price_fallback=False, started_at=datetime.now(timezone.utc), duration_ms=900.0, ttft_ms=150.0,
+        estimated=False, price_fallback=False, started_at=datetime.now(UTC), duration_ms=900.0, ttft_ms=150.0,
     )  # fmt: skip
 
 
@@ -68,7 +68,8 @@ def main() -> None:
     for url in urls:
         r = asyncio.run(run(url, ns.requests, ns.concurrency))
         print(f"{url.split('://')[0]:>10}: {r['rows_per_s']:8.0f} rows/s  {r['commits']:5d} commits "
-              f"({r['rows_per_commit']:.0f} rows each)  record() p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")  # fmt: skip
+              f"({r['rows_per_commit']:.0f} rows each)  "
+              f"record() p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ HEAD_END = b"\r\n\r\n"
 class _Conn(asyncio.Protocol):
     """One keep-alive connection driving requests back to back."""
 
-    def __init__(self, gen: "LoadGen") -> None:
+    def __init__(self, gen: LoadGen) -> None:
         self.gen = gen
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -53,7 +53,7 @@ class _Conn(asyncio.Protocol):
         self.body = bytearray() if self.gen.keep_body else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment] - a TCP client's transport is a Transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -70,7 +70,8 @@ def derive(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _find(rows: list[dict[str, Any]], target: str, mode: str, concurrency: int, latency: str = "0ms") -> dict[str, Any] | None:
+def _find(rows: list[dict[str, Any]], target: str, mode: str, concurrency: int,
+          latency: str = "0ms") -> dict[str, Any] | None:
     for row in rows:
         if (row["target"], row["mode"], row["concurrency"], row["latency"]) == (target, mode, concurrency, latency):
             return row
@@ -151,19 +152,23 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for r in rows:
         cell = f"{r['mode']} c={r['concurrency']} {r['latency']}"
-        flag = "" if r["sane"] and not r["errors"] and not r["non_200"] else f" (!{r['errors']} err, {r['non_200']} non-200)"
+        clean = r["sane"] and not r["errors"] and not r["non_200"]
+        flag = "" if clean else f" (!{r['errors']} err, {r['non_200']} non-200)"
         lines.append(
             f"| {cell} | {r['target']}{flag} | {r['rps']:.0f} | {_pct(r['rps_ratio'])} | {_num(r['p50_ms'])} "
             f"| {_num(r['p99_ms'])} | {_num(r['added_p50_ms'])} | {_num(r['added_p99_ms'])} | {_num(r['ttfb_p50_ms'])} "
-            f"| {_num(r['added_ttfb_p50_ms'])} | {_num(r['cpu_us_per_request'], 0)} | {_num(r['cpu_us_per_chunk'], 1)} |")
+            f"| {_num(r['added_ttfb_p50_ms'])} | {_num(r['cpu_us_per_request'], 0)} "
+            f"| {_num(r['cpu_us_per_chunk'], 1)} |")
     lines += ["", "CPU columns: the target process tree (for `direct`, the emulator).", "",
-              "| gateway | RSS at start MB | idle MB | before streams MB | with open streams MB | streams | over idle MB | peak MB |",
+              "| gateway | RSS at start MB | idle MB | before streams MB | with open streams MB | streams "
+              "| over idle MB | peak MB |",
               "|---|--:|--:|--:|--:|--:|--:|--:|"]
     for name, mem in result["memory"].items():
         s = mem.get("open_streams") or {}
         lines.append(f"| {name} | {_num(mem.get('start_mb', math.nan), 1)} | {_num(mem.get('idle_mb', math.nan), 1)} "
                      f"| {_num(s.get('before_mb', math.nan), 1)} | {_num(s.get('open_mb', math.nan), 1)} "
-                     f"| {s.get('streams', '-')} | {_num(s.get('open_mb', math.nan) - mem.get('idle_mb', math.nan), 1)} "
+                     f"| {s.get('streams', '-')} "
+                     f"| {_num(s.get('open_mb', math.nan) - mem.get('idle_mb', math.nan), 1)} "
                      f"| {_num(mem.get('peak_mb', math.nan), 1)} |")
     lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
     for t in result["targets"]:

@@ -8,13 +8,23 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
 from bench import cells as C
 from bench.procinfo import peak_rss_mb, rss_mb
-from bench.procs import PY, ROOT, UPSTREAM_KEY, Proc, raise_fd_limit, start_emulator, start_peer, start_proxy, start_static
+from bench.procs import (
+    PY,
+    ROOT,
+    UPSTREAM_KEY,
+    Proc,
+    raise_fd_limit,
+    start_emulator,
+    start_peer,
+    start_proxy,
+    start_static,
+)
 
 
 def parse_env_pairs(text: str) -> dict[str, str]:
@@ -160,7 +170,7 @@ class Bench:
         return {"streams": opened, "asked": count, "before_mb": before, "open_mb": during, "delta_mb": during - before}
 
     def run(self) -> dict[str, Any]:
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         self.log("measuring the load generator's own ceiling ...")
         ceiling = self.loadgen_ceiling()
         self.start()

@@ -95,7 +95,7 @@ async def client(worker: int, base: str, stop_at: float, stats: Counter[str]) ->
                     else:
                         await resp.read()
                     stats[f"{name} {resp.status}"] += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 stats[f"{name} {type(exc).__name__}"] += 1
 
 
@@ -111,7 +111,8 @@ async def soak(duration: float, concurrency: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="aiproxy-soak-"))
     emu_port, proxy_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    emu = start(["-m", "aiproxy.emulator", "--port", str(emu_port), "--api-key", EMULATOR_KEY, "--quiet", "--record-requests", "0"], env,
+    emu = start(["-m", "aiproxy.emulator", "--port", str(emu_port), "--api-key", EMULATOR_KEY, "--quiet",
+                 "--record-requests", "0"], env,
                 work / "emulator.log")
     proxy_env = {**env, "GEMINI_API_KEY": EMULATOR_KEY, "GEMINI_BASE_URL": f"http://127.0.0.1:{emu_port}",
                  "HOST": "127.0.0.1", "PORT": str(proxy_port), "USAGE_DB_URL": f"sqlite:///{work}/usage.db",

@@ -18,17 +18,24 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
 from aiproxy.access.auth import KEY_RECORD
-from aiproxy.access.budget_counters import (BudgetCounters, CountersUnavailable, MemoryBudgetCounters, PeriodBudget,
-                                            Refusal, to_units, to_usd)
+from aiproxy.access.budget_counters import (
+    BudgetCounters,
+    CountersUnavailable,
+    MemoryBudgetCounters,
+    PeriodBudget,
+    Refusal,
+    to_units,
+    to_usd,
+)
 from aiproxy.access.keys import KeyRecord, KeySnapshot
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
@@ -46,14 +53,14 @@ WARN_EVERY = 60.0  # seconds between "Redis unreachable" warnings
 
 
 def period_start(period: str, now: datetime) -> datetime:
-    day = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return day if period == "day" else day.replace(day=1)
 
 
 def period_end(period: str, now: datetime) -> datetime:
     start = period_start(period, now)
     if period == "day":
-        return datetime.fromtimestamp(start.timestamp() + 86400, timezone.utc)
+        return datetime.fromtimestamp(start.timestamp() + 86400, UTC)
     return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
 
@@ -96,7 +103,7 @@ class Budgets:
     local: MemoryBudgetCounters | None = None  # fallback when `counters` (Redis) is unreachable
     webhook: str | None = None
     once: OnceFn | None = None
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _alerted: dict[str, float] = field(default_factory=dict)  # alert name → end of its period (epoch s)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
@@ -170,7 +177,7 @@ class Budgets:
             log.warning("could not settle a budget reservation (%s); it stays held until the period ends", exc)
             return
         now = self.clock()
-        for p, spent in zip(hold.periods, after):
+        for p, spent in zip(hold.periods, after, strict=True):
             if spent is None:
                 continue
             for pct in THRESHOLDS:
@@ -229,7 +236,7 @@ class Budgets:
             async with self._session.post(self.webhook, json=payload) as resp:
                 if resp.status >= 300:
                     log.warning("budget alert webhook answered HTTP %d", resp.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("budget alert webhook failed: %s", type(exc).__name__)
 
     async def close(self) -> None:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 NANO_USD = Decimal("1e-9")
 SeedFn = Callable[[str, datetime], Awaitable[Decimal]]  # (user, period start) -> spent in the ledger
@@ -128,7 +129,7 @@ class MemoryBudgetCounters:
         for p in periods:
             await self._load(user, p, seed)
         counters = [self._counters[(user, p.period, p.start)] for p in periods]
-        for p, c in zip(periods, counters):  # no await from here: check and reserve are one step
+        for p, c in zip(periods, counters, strict=True):  # no await from here: check and reserve are one step
             if c.spent + c.reserved + amount > p.budget:
                 return Refusal(p, c.spent, c.reserved)
         for c in counters:

@@ -11,7 +11,7 @@ Lua numbers are doubles, so counters are exact up to 2^53 nano-USD (about 9 mill
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -74,9 +74,9 @@ class RedisBudgetCounters:
 
     async def _run(self, user: str, periods: list[PeriodBudget], mode: str, amount: int, cost: int,
                    seeds: list[str]) -> list[Any]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         args: list[Any] = [mode, amount, cost]
-        for p, seed in zip(periods, seeds):
+        for p, seed in zip(periods, seeds, strict=True):
             args += [p.budget, math.ceil((p.end - now).total_seconds()) + EXPIRE_AFTER_PERIOD, seed]
         try:
             return list(await self._script(keys=[self._key(user, p) for p in periods], args=args))

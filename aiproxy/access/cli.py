@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from aiproxy.access.keys import KeyRecord, NewKey, generate_key, hash_key, new_key_id, open_keystore, shown_prefix
@@ -68,7 +68,7 @@ async def _create(url: str, new: NewKey) -> str:
     rec = KeyRecord(
         id=new_key_id(), key_hash=hash_key(key), prefix=shown_prefix(key), user=new.user, label=new.label,
         admin=new.admin, rpm=new.rpm, tpm=new.tpm, max_streams=new.max_streams, daily_budget=new.daily_budget,
-        monthly_budget=new.monthly_budget, created_at=datetime.now(timezone.utc),
+        monthly_budget=new.monthly_budget, created_at=datetime.now(UTC),
     )
     store = open_keystore(url)
     await store.open()
@@ -94,7 +94,7 @@ async def _revoke(url: str, key_id: str) -> bool:
     store = open_keystore(url)
     await store.open()
     try:
-        return await store.revoke(key_id, datetime.now(timezone.utc))
+        return await store.revoke(key_id, datetime.now(UTC))
     finally:
         await store.close()
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 WINDOW = 60.0  # seconds: the "per minute" of rpm/tpm
 
@@ -60,7 +61,8 @@ def seconds_for(missing: float, limit: int) -> float:
     return max(0.0, missing) * WINDOW / limit if limit else 0.0
 
 
-def take(req: Bucket | None, tok: Bucket | None, limits: Limits, tokens: int, now: float, consume: bool = True) -> LimitState:
+def take(req: Bucket | None, tok: Bucket | None, limits: Limits, tokens: int, now: float,
+         consume: bool = True) -> LimitState:
     """The pure check both backends implement: refill, test both buckets, consume if allowed.
 
     A token estimate larger than the whole bucket is clamped to it, so a big request is delayed

@@ -14,12 +14,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits
+from aiproxy.access.limits import LimiterUnavailable, Limits, LimitState
 
 BUCKETS_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rpm, tpm, tokens, mode, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode, delta = ARGV[4], tonumber(ARGV[5])
 local function load(key, limit)
   if limit <= 0 then return nil end
   local v = redis.call('HMGET', key, 'l', 't')
@@ -50,7 +51,10 @@ elseif mode == 'adjust' and b ~= nil then
   save(KEYS[2], tpm, b)
 end
 local function rem(level) if level == nil then return 0 end return math.max(0, math.floor(level)) end
-local function reset(level, limit) if level == nil then return 0 end return math.floor((limit - level) * 60000 / limit) end
+local function reset(level, limit)
+  if level == nil then return 0 end
+  return math.floor((limit - level) * 60000 / limit)
+end
 local ok = 0
 if exceeded == '' then ok = 1 end
 return {ok, rem(r), reset(r, rpm), rem(b), reset(b, tpm), math.ceil(retry * 1000), exceeded}
@@ -112,7 +116,8 @@ class RedisLimiter:
 
     async def open_stream(self, key_id: str, limit: int, lease_id: str) -> bool:
         try:
-            return bool(await self._stream(keys=[f"{self._prefix}streams:{key_id}"], args=[limit, lease_id, self._lease]))
+            return bool(await self._stream(keys=[f"{self._prefix}streams:{key_id}"],
+                                           args=[limit, lease_id, self._lease]))
         except (RedisError, OSError) as exc:
             raise LimiterUnavailable(type(exc).__name__) from None
 

@@ -7,9 +7,10 @@ Budgets are stored as decimal text (SQLite) / NUMERIC (Postgres) and read back a
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from aiproxy.access.keys import KeyRecord
 
@@ -57,7 +58,7 @@ def to_params(rec: KeyRecord, stamp: Any) -> tuple[Any, ...]:
 def _dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
 def _money(value: Any) -> Decimal | None:
@@ -65,7 +66,7 @@ def _money(value: Any) -> Decimal | None:
 
 
 def from_row(row: Mapping[str, Any] | Sequence[Any]) -> KeyRecord:
-    v = dict(row) if isinstance(row, Mapping) else dict(zip(COLUMNS, row))
+    v = dict(row) if isinstance(row, Mapping) else dict(zip(COLUMNS, row, strict=True))
     return KeyRecord(
         id=v["id"], key_hash=v["key_hash"], prefix=v["prefix"], user=v["user_id"], label=v["label"],
         admin=bool(v["is_admin"]), enabled=bool(v["enabled"]), rpm=v["rpm"], tpm=v["tpm"],

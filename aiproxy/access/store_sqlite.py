@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from aiproxy.storage.migrate import migrate_sqlite
 
 
 def _stamp(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat() if dt else None
+    return dt.astimezone(UTC).isoformat() if dt else None
 
 
 def _adapt(params: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -70,7 +70,8 @@ class SqliteKeyStore:
         await asyncio.to_thread(self._run, sql, _adapt(to_params(rec, _stamp)))
 
     async def all_keys(self) -> list[KeyRecord]:
-        rows = await asyncio.to_thread(self._run, f"SELECT {', '.join(COLUMNS)} FROM access_keys ORDER BY created_at, id")
+        rows = await asyncio.to_thread(self._run,
+                                       f"SELECT {', '.join(COLUMNS)} FROM access_keys ORDER BY created_at, id")
         return [from_row(r) for r in rows]
 
     async def revoke(self, key_id: str, when: datetime) -> bool:

@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.appkeys import REQUEST_ID_KEY
 from aiproxy.access.auth import KEY_RECORD
 from aiproxy.access.keys import KeyRecord
-from aiproxy.access.limits import LimitState, LimiterUnavailable, Limits, RateLimiter
+from aiproxy.access.limits import LimiterUnavailable, Limits, LimitState, RateLimiter
+from aiproxy.appkeys import REQUEST_ID_KEY
 from aiproxy.billing.estimate import metering_prompt_estimate
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.billing.reservations import Reservations

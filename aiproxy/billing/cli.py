@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         args = args[1:]
     parser = build_parser()
     ns = parser.parse_args(args)
-    params = {k: v for k, v in vars(ns).items() if k in ("user", "model", "since", "until", "group_by") and v is not None}
+    filters = ("user", "model", "since", "until", "group_by")
+    params = {k: v for k, v in vars(ns).items() if k in filters and v is not None}
     try:
         query = parse_query(params)
         url = ns.db or load_settings(require_key=False).usage_db_url

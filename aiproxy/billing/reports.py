@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from aiproxy.billing.ledger import GROUPS, TOTAL_FIELDS
 from aiproxy.billing.pricing import format_usd
@@ -28,7 +29,8 @@ class ReportQuery:
     group_by: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        return {"user": self.user, "model": self.model, "since": self.since, "until": self.until, "group_by": self.group_by}
+        return {"user": self.user, "model": self.model, "since": self.since, "until": self.until,
+                "group_by": self.group_by}
 
 
 def parse_time(text: str, *, end: bool = False) -> datetime:
@@ -40,13 +42,13 @@ def parse_time(text: str, *, end: bool = False) -> datetime:
     except ValueError:
         pass
     else:
-        start = datetime.combine(day, time(), tzinfo=timezone.utc)
+        start = datetime.combine(day, time(), tzinfo=UTC)
         return start + timedelta(days=1) if end else start
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"not a date or ISO 8601 time: {text!r}") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def parse_query(params: Mapping[str, str]) -> ReportQuery:
@@ -129,7 +131,8 @@ def report_table(rows: list[dict], group_by: str | None) -> str:
     key_cols = 1 if group_by else 0
 
     def fmt(line: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < key_cols else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+        cells = enumerate(zip(line, widths, strict=True))
+        return "  ".join(c.ljust(w) if i < key_cols else c.rjust(w) for i, (c, w) in cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     lines = [fmt(header), rule, *map(fmt, body[:-1] if group_by else body)]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -69,7 +70,7 @@ class Reservations:
         """End the holds the meter did not settle: released, or kept when the upstream was reached."""
         holds = request.get(HOLDS_SLOT)
         rid = request.get(REQUEST_ID_KEY, "")
-        if holds is None or self._open.get(rid) is not holds:
+        if holds is None or rid not in self._open or self._open[rid] is not holds:
             return  # none taken, or already settled by the meter
         del self._open[rid]
         reached_upstream = request.get(METERING_KEY) is not None
@@ -93,5 +94,5 @@ async def _end_all(holds: list[Hold], end: Callable[[Hold], Awaitable[None]]) ->
     for hold in holds:
         try:
             await end(hold)
-        except Exception:  # noqa: BLE001 - one failing store must not leave the others held
+        except Exception:  # one failing store must not leave the others held
             log.exception("could not end a %s reservation", type(hold).__name__)

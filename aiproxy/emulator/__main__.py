@@ -35,7 +35,8 @@ async def serve(args: argparse.Namespace) -> None:
         chunk_delay_ms=args.chunk_delay_ms,
         record_requests=args.record_requests,
     )
-    runner = web.AppRunner(create_emulator_app(cfg), access_log=None if args.quiet else logging.getLogger("aiohttp.access"))
+    runner = web.AppRunner(create_emulator_app(cfg),
+                           access_log=None if args.quiet else logging.getLogger("aiohttp.access"))
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections import deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -14,8 +16,8 @@ from aiproxy.emulator.config import EmulatorConfig
 from aiproxy.emulator.handlers import CONFIG, ERROR_COUNTS, STATS, get_model, list_models, model_action
 from aiproxy.emulator.streaming import StreamStats
 
-RECORDED = web.AppKey("emulator_recorded", deque)
-TRANSPORTS = web.AppKey("emulator_transports", weakref.WeakSet)
+RECORDED: web.AppKey[deque[dict[str, Any]]] = web.AppKey("emulator_recorded", deque)
+TRANSPORTS: web.AppKey[weakref.WeakSet[asyncio.Transport]] = web.AppKey("emulator_transports", weakref.WeakSet)
 _HIDDEN_HEADERS = frozenset({"x-goog-api-key"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,7 +79,8 @@ async def clear_requests(request: web.Request) -> web.Response:
 
 async def get_stats(request: web.Request) -> web.Response:
     app = request.app
-    open_connections = sum(1 for t in list(app[TRANSPORTS]) if not t.is_closing())
+    transports = [*app[TRANSPORTS]]  # a copy: the set shrinks as connections are collected
+    open_connections = sum(1 for t in transports if not t.is_closing())
     return web.json_response(
         {
             "requests_total": app[STATS].requests_total,

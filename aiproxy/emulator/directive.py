@@ -28,7 +28,8 @@ Keys (all optional):
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 MARKER = "#emu"
 _decoder = json.JSONDecoder()

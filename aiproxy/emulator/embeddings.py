@@ -40,7 +40,8 @@ def embed_one(body: Any, where: str | None = None) -> dict[str, Any]:
     text = " ".join(p.get("text", "") for p in content["parts"])
     dims = int(get(body, "outputDimensionality") or EMBEDDING_DIMENSIONS)
     if not 1 <= dims <= EMBEDDING_DIMENSIONS:
-        raise errors.invalid(f"* EmbedContentRequest.output_dimensionality: must be between 1 and {EMBEDDING_DIMENSIONS}\n")
+        raise errors.invalid("* EmbedContentRequest.output_dimensionality: must be between 1 and "
+                             f"{EMBEDDING_DIMENSIONS}\n")
     return {"values": list(embedding_values(text, dims))}
 
 
@@ -68,7 +69,8 @@ def embed_texts(body: Any) -> list[str]:
     """The text parts of an embedContent or batchEmbedContents body (for the directive scan)."""
     if not isinstance(body, dict):
         return []
-    items = body.get("requests") if isinstance(body.get("requests"), list) else [body]
+    requests = body.get("requests")
+    items = requests if isinstance(requests, list) else [body]
     texts: list[str] = []
     for item in items:
         content = item.get("content") if isinstance(item, dict) else None

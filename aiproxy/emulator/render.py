@@ -86,7 +86,8 @@ def render_events(plan: Plan) -> list[dict[str, Any]]:
     # Never more chunks than words: a 2-word reply in 3 chunks would send an empty chunk.
     k = max(1, min(plan.chunks, max(word_count(c.text) for c in plan.cands)))
     pieces = {c.index: split_pieces(c.text, k) for c in plan.cands}
-    trailer = any(c.finish in CONTENTLESS for c in plan.cands) or (plan.calls_then_stop and any(c.calls for c in plan.cands))
+    trailer = (any(c.finish in CONTENTLESS for c in plan.cands)
+               or (plan.calls_then_stop and any(c.calls for c in plan.cands)))
     for e in range(k):
         last = e == k - 1
         row = []
@@ -101,8 +102,8 @@ def render_events(plan: Plan) -> list[dict[str, Any]]:
     if trailer:
         row = []
         for cand in plan.cands:
-            parts = None if cand.finish in CONTENTLESS else [{"text": ""}]
-            row.append(_candidate(cand, parts, True))
+            final_parts = None if cand.finish in CONTENTLESS else [{"text": ""}]
+            row.append(_candidate(cand, final_parts, True))
         events.append(row)
     out = []
     for i, row in enumerate(events):

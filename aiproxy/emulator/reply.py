@@ -14,9 +14,9 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.emulator.config import EmulatorConfig
+from aiproxy.emulator.errors import invalid
 from aiproxy.emulator.models import ModelInfo
 from aiproxy.emulator.request import GenRequest, get
-from aiproxy.emulator.errors import invalid
 from aiproxy.emulator.schema_example import InvalidSchema, example_for
 from aiproxy.emulator.tokens import count_tokens, json_tokens
 
@@ -172,7 +172,7 @@ def _cut(cand: Cand, config: dict[str, Any]) -> None:
 
 def _logprobs(text: str, k: int) -> dict[str, Any]:
     words = text.split() or [""]
-    chosen = [{"token": w, "logProbability": -round((len(w) % 7) / 10 + 0.01, 4)} for w in words]
+    chosen: list[dict[str, Any]] = [{"token": w, "logProbability": -round((len(w) % 7) / 10 + 0.01, 4)} for w in words]
     top = [{"candidates": [c] + [{"token": f"{c['token']}{j}", "logProbability": c["logProbability"] - j}
                                  for j in range(1, k)]} for c in chosen]
     total = sum(c["logProbability"] for c in chosen)
@@ -203,7 +203,8 @@ def build_plan(req: GenRequest, model: ModelInfo, cfg: EmulatorConfig) -> Plan:
     for idx in range(max(1, int(get(req.config, "candidateCount", 1)))):
         cand = Cand(idx)
         if thinks:
-            cand.thought = str(d.get("thoughts") or "**Thinking it over** " + " ".join(pseudo_words(seed, 8, 1000 + idx)))
+            made_up = "**Thinking it over** " + " ".join(pseudo_words(seed, 8, 1000 + idx))
+            cand.thought = str(d.get("thoughts") or made_up)
             if budget is not None and int(budget) > 0:
                 cand.thought = cand.thought[: int(budget) * 4]
             thoughts_tokens += count_tokens(cand.thought)

@@ -17,7 +17,6 @@ from aiproxy.emulator.models import ModelInfo
 from aiproxy.emulator.tokens import prompt_usage
 
 
-
 def both_spellings(*camel: str) -> frozenset[str]:
     """Each lowerCamel name plus its snake_case spelling (proto JSON accepts either)."""
     out = set(camel)

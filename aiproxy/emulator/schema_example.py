@@ -75,13 +75,19 @@ def _example(schema: dict[str, Any], root: dict[str, Any], name: str, depth: int
         return _example(merged, root, name, depth + 1)
     types = [t for t in _types(schema) if t != "null"]
     if not types:
-        types = ["object"] if "properties" in schema else (["array"] if "items" in schema else ["null" if "null" in _types(schema) else "string"])
+        if "properties" in schema:
+            types = ["object"]
+        elif "items" in schema:
+            types = ["array"]
+        else:
+            types = ["null" if "null" in _types(schema) else "string"]
     kind = types[0]
     if depth >= _MAX_DEPTH and kind in ("object", "array"):
         return {} if kind == "object" else []
     if kind == "object":
         props: dict[str, Any] = schema.get("properties") or {}
-        order = list(schema.get("propertyOrdering") or ()) + [k for k in props if k not in (schema.get("propertyOrdering") or ())]
+        ordered = list(schema.get("propertyOrdering") or ())
+        order = ordered + [k for k in props if k not in ordered]
         return {k: _example(props[k], root, k, depth + 1) for k in order if k in props}
     if kind == "array":
         count = max(1, int(schema.get("minItems", 1)))

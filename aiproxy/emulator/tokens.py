@@ -11,7 +11,8 @@ Rule (documented contract, not Google's tokenizer):
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from aiproxy import jsonutil
 

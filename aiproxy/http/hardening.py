@@ -24,12 +24,13 @@ from typing import Any
 from aiohttp import web
 
 from aiproxy import jsonutil
-from aiproxy.http.json_shape import check_json_shape
-from aiproxy.server.client_guard import OPS_PATHS
 from aiproxy.config import ConfigError, Settings
 from aiproxy.errors import ProxyError
+from aiproxy.http.json_shape import check_json_shape
+from aiproxy.server.client_guard import OPS_PATHS
 
-JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body")  # request slot: the parsed body, so the handler does not parse it again
+# Request slot: the parsed body, so the handler does not parse it again.
+JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -102,7 +103,8 @@ def check_body(data: Any, settings: Settings) -> None:
                              code="too_many_content_parts")
         total += len(parts)
     if total > settings.max_content_parts:
-        raise ProxyError(400, f"Too many content parts: {total} in this request (at most {settings.max_content_parts}).",
+        raise ProxyError(400,
+                         f"Too many content parts: {total} in this request (at most {settings.max_content_parts}).",
                          param="messages", code="too_many_content_parts")
 
 

@@ -79,6 +79,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     except Exception:
-        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request.get(REQUEST_ID_KEY))
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path,
+                      request.get(REQUEST_ID_KEY))
         return ProxyError(500, "The server had an error while processing your request.", type="server_error",
                           code="internal_error").response()

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, REQUEST_ID_KEY
 from aiproxy import jsonutil
+from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, REQUEST_ID_KEY
 from aiproxy.observability.metrics import current_request
 
 ACCESS_LOGGER = "aiproxy.requests"

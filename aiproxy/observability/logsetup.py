@@ -37,7 +37,7 @@ def escape_controls(text: str) -> str:
 class EscapingFormatter(logging.Formatter):
     """The text formatter: the rendered line is escaped, the appended traceback is not."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's method name
         return escape_controls(super().formatMessage(record))
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from aiproxy.server.clientaddr import Network, forwarded_client, is_trusted
 from aiproxy.errors import ProxyError
+from aiproxy.server.clientaddr import Network, forwarded_client, is_trusted
 
 OPS_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 

@@ -9,7 +9,7 @@ it saw, so everything left of that is the client's own claim and is ignored.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

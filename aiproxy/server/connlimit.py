@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 from aiproxy import jsonutil
 from aiproxy.server.clientaddr import Network, is_trusted
@@ -83,7 +84,7 @@ class GatedProtocol(asyncio.Protocol):
         peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
         refusal = self._gate.admit(peer)
         if refusal is not None:
-            transport.write(refusal)  # type: ignore[attr-defined]
+            cast(asyncio.Transport, transport).write(refusal)  # a stream server's transport (asyncio's or uvloop's)
             transport.close()
             return
         self._peer = peer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def socket_address(value: str) -> str:

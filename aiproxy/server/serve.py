@@ -11,13 +11,13 @@ import sys
 from aiohttp import web
 from pydantic import SecretStr
 
-from aiproxy.http.hardening import server_limits
 from aiproxy.appkeys import SETTINGS_KEY
 from aiproxy.config import ConfigError, Settings
+from aiproxy.http.hardening import server_limits
 from aiproxy.server.client_guard import LISTEN_PORTS_KEY, ListenPorts, install_client_guards
 from aiproxy.server.connlimit import ConnectionGate
-from aiproxy.server.listen import ServingRunner
 from aiproxy.server.lifecycle import serve_until_signalled
+from aiproxy.server.listen import ServingRunner
 
 log = logging.getLogger("aiproxy")
 DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy

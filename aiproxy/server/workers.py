@@ -24,8 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aiproxy.server import sdnotify
 from aiproxy.config import Settings
+from aiproxy.server import sdnotify
 
 log = logging.getLogger("aiproxy.server.workers")
 

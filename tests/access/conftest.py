@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,7 @@ async def add_key(server: TestServer, user: str = "alice", **fields: Any) -> tup
         if name in fields and fields[name] is not None:
             fields[name] = Decimal(str(fields[name]))
     rec = KeyRecord(id=new_key_id(), key_hash=hash_key(key), prefix=shown_prefix(key), user=user,
-                    created_at=datetime.now(timezone.utc), **fields)
+                    created_at=datetime.now(UTC), **fields)
     access = server.app[ACCESS_KEY]
     await access.store.insert(rec)
     await access.keys.refresh()

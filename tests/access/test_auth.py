@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC
 from typing import Any
 
 import aiohttp
 import pytest
 
-from aiproxy.http.hardening import OpenProxyRefused
 from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY
 from aiproxy.billing.record import UsageRecord
+from aiproxy.http.hardening import OpenProxyRefused
 from tests.access.conftest import add_key, bearer, chat_body
 from tests.conftest import emulator_url, make_settings, start_proxy
 
@@ -70,7 +71,7 @@ async def test_health_and_openapi_stay_open(proxy_factory: Any, http: aiohttp.Cl
 
 
 async def test_revoked_key_is_refused_after_the_cache_ttl(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from aiproxy.access.setup import ACCESS_KEY
 
@@ -79,7 +80,7 @@ async def test_revoked_key_is_refused_after_the_cache_ttl(proxy_factory: Any, ht
     url = proxy.make_url("/v1/models")
     async with http.get(url, headers=bearer(key)) as resp:
         assert resp.status == 200
-    assert await proxy.app[ACCESS_KEY].store.revoke(rec.id, datetime.now(timezone.utc))
+    assert await proxy.app[ACCESS_KEY].store.revoke(rec.id, datetime.now(UTC))
     async with http.get(url, headers=bearer(key)) as resp:
         assert_invalid_key(resp.status, await resp.json())
     # the only key is revoked: the proxy must not fall back to open
@@ -101,7 +102,7 @@ async def test_cached_snapshot_means_no_store_read_per_request(proxy_factory: An
         reads += 1
         return await original()
 
-    store.all_keys = counting  # type: ignore[method-assign]
+    store.all_keys = counting
     for _ in range(5):
         async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
             assert resp.status == 200
@@ -191,7 +192,7 @@ async def test_key_table_unreachable_keeps_the_last_snapshot(proxy_factory: Any,
     async def broken() -> Any:
         raise OSError("database down")
 
-    access.store.all_keys = broken  # type: ignore[method-assign]
+    access.store.all_keys = broken
     async with http.get(proxy.make_url("/v1/models"), headers=bearer(key)) as resp:
         assert resp.status == 200
     async with http.get(proxy.make_url("/v1/models")) as resp:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -30,9 +31,9 @@ from tests.access.conftest import add_key, bearer, chat_body, scripted
     ("2026-12-31T23:59:59", "day", "2026-12-31T00:00:00", "2027-01-01T00:00:00"),
 ])  # fmt: skip
 def test_periods_are_utc_days_and_months(now: str, period: str, start: str, end: str) -> None:
-    t = datetime.fromisoformat(now).replace(tzinfo=timezone.utc)
-    assert period_start(period, t) == datetime.fromisoformat(start).replace(tzinfo=timezone.utc)
-    assert period_end(period, t) == datetime.fromisoformat(end).replace(tzinfo=timezone.utc)
+    t = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    assert period_start(period, t) == datetime.fromisoformat(start).replace(tzinfo=UTC)
+    assert period_end(period, t) == datetime.fromisoformat(end).replace(tzinfo=UTC)
 
 
 async def one_request_cost(proxy: Any, http: aiohttp.ClientSession, key: str) -> Decimal:
@@ -160,7 +161,7 @@ async def test_budget_counters_unreachable_follow_the_redis_policy(proxy_factory
 async def test_memory_counters_never_lose_a_cost_settled_during_a_ledger_read() -> None:
     now = [0.0]
     counters = MemoryBudgetCounters(ttl=5, clock=lambda: now[0])
-    [day] = periods_at(datetime(2026, 3, 15, 12, tzinfo=timezone.utc), [("day", Decimal("0.000001"))])  # 1000 nano
+    [day] = periods_at(datetime(2026, 3, 15, 12, tzinfo=UTC), [("day", Decimal("0.000001"))])  # 1000 nano
     ledger = {"spent": Decimal("0.0000001")}  # 100 nano
     gate = asyncio.Event()
 

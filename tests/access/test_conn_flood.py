@@ -4,7 +4,8 @@ proxies, and an ops listener that answers /health however full the client port i
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 

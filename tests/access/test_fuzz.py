@@ -12,7 +12,8 @@ import base64
 import copy
 import json
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,9 +24,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aiproxy import jsonutil
+from aiproxy.app import create_app
 from aiproxy.http.hardening import server_limits
 from aiproxy.openai.openapi import SPEC
-from aiproxy.app import create_app
 from tests.access.conftest import add_key
 from tests.conftest import EMULATOR_KEY, emulator_url, make_settings
 
@@ -90,7 +91,8 @@ def test_openapi_fuzz(case: Any, live: tuple[str, dict[str, str]]) -> None:
 
 
 text = st.text(max_size=60)
-scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False, allow_infinity=False), text)
+scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40),
+                   st.floats(allow_nan=False, allow_infinity=False), text)
 json_value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                           st.dictionaries(text, inner, max_size=3)), max_leaves=8)
 part = st.one_of(
@@ -125,11 +127,12 @@ hostile_bodies = st.fixed_dictionaries(
 
 
 words = st.text(min_size=1, max_size=60).filter(str.strip)
+text_part = st.fixed_dictionaries({"type": st.just("text"), "text": words})
 plausible_bodies = st.fixed_dictionaries(
     {"model": st.sampled_from(["gpt-4o-mini", "gemini-flash", "gemini-2.5-pro"]),
      "messages": st.lists(st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]),
-                                                 "content": st.one_of(words, st.lists(st.fixed_dictionaries(
-                                                     {"type": st.just("text"), "text": words}), min_size=1, max_size=3))}),
+                                                 "content": st.one_of(words, st.lists(text_part, min_size=1,
+                                                                                      max_size=3))}),
                           min_size=1, max_size=4)},
     optional={"stream": st.booleans(), "max_tokens": st.integers(1, 200), "temperature": st.floats(0, 2),
               "top_p": st.floats(0, 1), "user": text, "stop": st.lists(text, max_size=5),

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from aiproxy.http.hardening import server_limits
 from aiproxy.app import create_app
+from aiproxy.http.hardening import server_limits
 from tests.access.conftest import chat_body, scripted
 from tests.conftest import emulator_url, make_settings
 

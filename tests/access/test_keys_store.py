@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -42,7 +43,7 @@ async def store_url(request: Any, tmp_path: Path) -> AsyncIterator[str]:
 def _record(user: str = "alice", **fields: Any) -> tuple[str, KeyRecord]:
     key = generate_key()
     return key, KeyRecord(id=new_key_id(), key_hash=hash_key(key), prefix=shown_prefix(key), user=user,
-                          created_at=datetime.now(timezone.utc), **fields)
+                          created_at=datetime.now(UTC), **fields)
 
 
 async def test_store_round_trip_revoke_and_cache(store_url: str) -> None:
@@ -60,8 +61,8 @@ async def test_store_round_trip_revoke_and_cache(store_url: str) -> None:
         cache = KeyCache(store, ttl=0)
         assert (await cache.lookup(key)) is not None
         assert await cache.lookup(key + "x") is None
-        assert await store.revoke(rec.id, datetime.now(timezone.utc))
-        assert not await store.revoke("key_missing", datetime.now(timezone.utc))
+        assert await store.revoke(rec.id, datetime.now(UTC))
+        assert not await store.revoke("key_missing", datetime.now(UTC))
         assert await cache.lookup(key) is None
         assert (await cache.current()).any_keys  # a revoked key still keeps auth on
     finally:

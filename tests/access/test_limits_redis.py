@@ -6,7 +6,9 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC
+from typing import Any
 
 import aiohttp
 import pytest
@@ -39,7 +41,7 @@ async def test_concurrent_acquires_are_atomic(limiter: RedisLimiter, prefix: str
     other = RedisLimiter(REDIS, prefix, lease_seconds=60)  # a second instance on the same counters
     try:
         limits = Limits(rpm=10)
-        results = await asyncio.gather(*(l.acquire("k1", limits, 0) for l in [limiter, other] * 25))
+        results = await asyncio.gather(*(lim.acquire("k1", limits, 0) for lim in [limiter, other] * 25))
     finally:
         await other.close()
     assert sum(r.allowed for r in results) == 10
@@ -125,7 +127,7 @@ async def test_unreachable_raises_limiter_unavailable() -> None:
 
 
 async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, prefix: str, caplog: Any) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
     from aiproxy.access.budget import BudgetHold, Budgets, budgets_of, periods_at
@@ -146,7 +148,7 @@ async def test_budget_alert_sent_once_across_instances(limiter: RedisLimiter, pr
             counters = MemoryBudgetCounters(ttl=60)
             free = PriceTable({}, ModelPrice(Decimal(0), Decimal(0)))
             budgets = Budgets(lambda: spent, counters, Reservations(), free, 0, once=lim.set_once)
-            periods, cost = periods_at(datetime.now(timezone.utc), budgets_of(rec)), to_units(Decimal("0.35"))
+            periods, cost = periods_at(datetime.now(UTC), budgets_of(rec)), to_units(Decimal("0.35"))
             assert await counters.reserve("carol", periods, cost, spent) is None
             await budgets.settle(BudgetHold(budgets, counters, rec, periods, cost), cost)  # → 85%
     finally:
@@ -168,7 +170,7 @@ async def test_disconnected_stream_counts_its_billed_tokens(proxy_factory: Any, 
 
 
 async def test_budget_counters_seed_from_the_ledger_and_are_shared(limiter: RedisLimiter, prefix: str) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
     from aiproxy.access.budget import periods_at
@@ -184,7 +186,7 @@ async def test_budget_counters_seed_from_the_ledger_and_are_shared(limiter: Redi
     other = RedisLimiter(REDIS, prefix, lease_seconds=60)
     try:
         a, b = RedisBudgetCounters(limiter.client, prefix), RedisBudgetCounters(other.client, prefix)
-        periods = periods_at(datetime.now(timezone.utc), [("day", Decimal("0.000001")), ("month", Decimal("0.00001"))])
+        periods = periods_at(datetime.now(UTC), [("day", Decimal("0.000001")), ("month", Decimal("0.00001"))])
         assert await a.reserve("dave", periods, 300, ledger_spent) is None  # 401 + 300 <= 1000
         assert await b.reserve("dave", periods, 300, ledger_spent) == Refusal(periods[0], 401, 300)  # 1001 > 1000
         assert reads == ["dave", "dave"]  # seeded once per period, then shared

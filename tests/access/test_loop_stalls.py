@@ -28,7 +28,8 @@ def hostile_bodies() -> dict[str, bytes]:
     """Built once, before the clock starts: building them is the client's cost, not the proxy's."""
     model = "gemini-2.5-flash"
     return {
-        "740k-tiny-parts-20MB": orjson.dumps({"model": model, "messages": [{"role": "user", "content": [PART] * 740_000}]}),
+        "740k-tiny-parts-20MB": orjson.dumps({"model": model,
+                                              "messages": [{"role": "user", "content": [PART] * 740_000}]}),
         "2048-messages-x-360-parts": orjson.dumps(
             {"model": model, "messages": [{"role": "user", "content": [PART] * 360}] * 2048}),
         "ignored-field-10M-array": orjson.dumps(

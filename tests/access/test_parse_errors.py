@@ -7,7 +7,8 @@ This also pins aiproxy.server.parse_errors to aiohttp: if an upgrade stops routi
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 

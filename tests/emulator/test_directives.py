@@ -48,7 +48,8 @@ async def test_last_directive_wins_and_marker_counts(emu):
             "contents": [{"role": "user", "parts": [{"text": directive_text(reply="from user")}]}]}
     b = await (await emu.post(GEN.format(FLASH), json=body, headers=KEY)).json()
     assert b["candidates"][0]["content"]["parts"][0]["text"] == "from user"
-    assert b["usageMetadata"]["promptTokenCount"] == count_tokens(sys_d) + count_tokens(directive_text(reply="from user"))
+    prompt = count_tokens(sys_d) + count_tokens(directive_text(reply="from user"))
+    assert b["usageMetadata"]["promptTokenCount"] == prompt
 
 
 async def test_delays(emu):
@@ -70,7 +71,8 @@ async def test_contentless_finish(emu, finish):
     cand = b["candidates"][0]
     assert cand["finishReason"] == finish and "content" not in cand
     if finish in SAFETY_LIKE:
-        assert {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True} in cand["safetyRatings"]
+        assert {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH",
+                "blocked": True} in cand["safetyRatings"]
     else:
         assert cand["finishMessage"].startswith("Malformed function call")
     _, events = await sse(emu, {"finish": finish, "chunks": 2})
@@ -145,7 +147,8 @@ async def test_function_calls(emu):
     assert b["usageMetadata"]["candidatesTokenCount"] == count_tokens("Let me check.") + sum(
         count_tokens(json.dumps(c, separators=(",", ":"))) for c in calls)
     _, events = await sse(emu, {"function_calls": calls})
-    assert len(events) == 1 and [p["functionCall"]["name"] for p in events[0]["candidates"][0]["content"]["parts"]] == ["a", "b"]
+    assert len(events) == 1
+    assert [p["functionCall"]["name"] for p in events[0]["candidates"][0]["content"]["parts"]] == ["a", "b"]
 
 
 async def test_calls_then_stop(emu):

@@ -73,9 +73,11 @@ async def test_unknown_field_details(emu):
     assert err["message"].count("\n") == 1
     assert err["details"] == [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [
         {"field": "generation_config",
-         "description": "Invalid JSON payload received. Unknown name \"foo\" at 'generation_config': Cannot find field."},
+         "description": "Invalid JSON payload received. Unknown name \"foo\" at 'generation_config': "
+                        "Cannot find field."},
         {"field": "generation_config",
-         "description": "Invalid JSON payload received. Unknown name \"bar\" at 'generation_config': Cannot find field."},
+         "description": "Invalid JSON payload received. Unknown name \"bar\" at 'generation_config': "
+                        "Cannot find field."},
     ]}]
 
 

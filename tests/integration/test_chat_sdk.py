@@ -35,7 +35,8 @@ async def last_upstream_request(http: aiohttp.ClientSession, emulator: TestServe
     return generate[-1]
 
 
-async def gemini_usage(http: aiohttp.ClientSession, emulator: TestServer, model: str, body: dict[str, Any]) -> dict[str, Any]:
+async def gemini_usage(http: aiohttp.ClientSession, emulator: TestServer, model: str,
+                       body: dict[str, Any]) -> dict[str, Any]:
     """Ask the emulator the same question directly: its usageMetadata is what Gemini would bill."""
     url = f"{emulator_url(emulator)}/v1beta/models/{model}:generateContent"
     async with http.post(url, data=jsonutil.dumps(body), headers={"x-goog-api-key": EMULATOR_KEY}) as resp:
@@ -59,7 +60,9 @@ def validate_with_google_genai(body: dict[str, Any]) -> None:
 
 async def test_buffered_text(openai_client: Any, http: aiohttp.ClientSession, emulator: TestServer) -> None:
     resp = await openai_client.chat.completions.create(
-        model="gpt-4", messages=[{"role": "system", "content": "Be brief."}, *user("Hello " + directive_text(reply="Hi there, friend."))],
+        model="gpt-4",
+        messages=[{"role": "system", "content": "Be brief."},
+                  *user("Hello " + directive_text(reply="Hi there, friend."))],
         temperature=0.3, max_completion_tokens=50, stop=["END"],
     )
     assert resp.object == "chat.completion" and resp.model == "gpt-4"
@@ -80,7 +83,8 @@ async def test_buffered_text(openai_client: Any, http: aiohttp.ClientSession, em
 
 async def test_streaming_text_without_include_usage_carries_usage_on_the_final_chunk(openai_client: Any) -> None:
     stream = await openai_client.chat.completions.create(
-        model="gemini-2.5-flash", messages=user("Tell me " + directive_text(reply="one two three four five six", chunks=3)),
+        model="gemini-2.5-flash",
+        messages=user("Tell me " + directive_text(reply="one two three four five six", chunks=3)),
         stream=True,
     )
     chunks = [c async for c in stream]
@@ -139,7 +143,8 @@ async def test_streaming_wire_format_even_when_accept_is_json(proxy_url: str, ht
 async def test_every_finish_reason(openai_client: Any, native: str, expected: str, stream: bool) -> None:
     messages = user("Go " + directive_text(finish=native, reply="partial answer"))
     if stream:
-        chunks = [c async for c in await openai_client.chat.completions.create(model="gpt-4", messages=messages, stream=True)]
+        chunks = [c async for c in await openai_client.chat.completions.create(model="gpt-4", messages=messages,
+                                                                               stream=True)]
         last = chunks[-1].choices[0]
         assert last.finish_reason == expected
         assert last.model_extra["native_finish_reason"] == native
@@ -157,7 +162,8 @@ async def test_max_tokens_cut_is_length(openai_client: Any) -> None:
 
 
 async def test_blocked_prompt_is_a_content_filter_completion(openai_client: Any, billing_lines: Any) -> None:
-    resp = await openai_client.chat.completions.create(model="gpt-4", messages=user("bad " + directive_text(block="SAFETY")))
+    resp = await openai_client.chat.completions.create(model="gpt-4",
+                                                       messages=user("bad " + directive_text(block="SAFETY")))
     choice = resp.choices[0]
     assert (choice.finish_reason, choice.message.content) == ("content_filter", "")
     assert choice.model_extra["native_finish_reason"] == "SAFETY"
@@ -210,7 +216,8 @@ async def test_usage_missing_upstream_is_estimated_and_still_billed(openai_clien
 
 async def test_thinking_tokens_are_billed_as_completion(openai_client: Any) -> None:
     """gemini-2.5-pro thinks by default; Gemini bills thoughts as output, so must the usage."""
-    resp = await openai_client.chat.completions.create(model="gpt-4", messages=user("Think " + directive_text(reply="Done.")))
+    resp = await openai_client.chat.completions.create(model="gpt-4",
+                                                       messages=user("Think " + directive_text(reply="Done.")))
     assert resp.choices[0].message.content == "Done."
     reasoning = resp.usage.completion_tokens_details.reasoning_tokens
     assert reasoning > 0 and resp.usage.completion_tokens == reasoning + 2  # "Done." is 2 tokens

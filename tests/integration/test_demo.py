@@ -37,7 +37,8 @@ async def test_demo_serves_without_a_key(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "demo did not start listening"
                 await asyncio.sleep(0.1)
             body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Hello"}]}
-            async with http.post(f"{base}/v1/chat/completions", json=body, headers={"Authorization": "Bearer x"}) as resp:
+            async with http.post(f"{base}/v1/chat/completions", json=body,
+                                 headers={"Authorization": "Bearer x"}) as resp:
                 assert resp.status == 200
                 answer = await resp.json()
         assert answer["model"] == "gpt-3.5-turbo" and answer["choices"][0]["message"]["content"]

@@ -29,8 +29,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -116,7 +116,8 @@ async def test_installed_package_runs_outside_the_repo(how: str, installed: Path
     probe = subprocess.run([sys.executable, "-c", "import aiproxy.config as c; print(c.DATA_DIR)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True)
     data_dir = Path(probe.stdout.strip())
-    assert data_dir.is_relative_to(installed) and {"models.toml", "pricing.toml"} <= {f.name for f in data_dir.iterdir()}
+    assert data_dir.is_relative_to(installed)
+    assert {"models.toml", "pricing.toml"} <= {f.name for f in data_dir.iterdir()}
     port = free_port()
     env.update({"GEMINI_API_KEY": EMULATOR_KEY, "GEMINI_BASE_URL": emulator_url(emulator), "PORT": str(port)})
     argv = [str(installed / "bin" / "aiproxy")] if how == "aiproxy" else [sys.executable, "-m", "aiproxy"]

@@ -30,7 +30,8 @@ async def test_client_disconnect_mid_stream_bills_once_and_drops_upstream(
 
     proxy.app[METER_KEY].hooks.append(on_record)
     body = {"model": "gpt-4", "stream": True, "user_id": "leaver",
-            "messages": [{"role": "user", "content": "long " + directive_text(words=200, chunks=40, chunk_delay_ms=100)}]}
+            "messages": [{"role": "user",
+                          "content": "long " + directive_text(words=200, chunks=40, chunk_delay_ms=100)}]}
     async with aiohttp.ClientSession() as client:
         resp = await client.post(proxy.make_url("/v1/chat/completions"), json=body)
         first = await resp.content.readuntil(b"\n\n")

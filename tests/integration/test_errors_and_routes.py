@@ -148,7 +148,8 @@ async def test_mid_stream_stall_hits_the_idle_timeout(proxy_factory: Any, http: 
 
 async def test_mid_stream_failure_raises_in_the_sdk(openai_client: Any) -> None:
     stream = await openai_client.chat.completions.create(
-        model="gpt-4", stream=True, messages=user("go " + directive_text(chunks=3, fail_after=1, fail_mode="error_event")))
+        model="gpt-4", stream=True,
+        messages=user("go " + directive_text(chunks=3, fail_after=1, fail_mode="error_event")))
     got = []
     with pytest.raises(openai.APIError):
         async for chunk in stream:
@@ -197,7 +198,8 @@ async def test_unprefixed_chat_route(proxy_url: str, http: aiohttp.ClientSession
 async def test_plain_client_request_id_is_echoed_but_the_server_id_is_billed(
         proxy_url: str, http: aiohttp.ClientSession, billing_lines: Any, stream: bool) -> None:
     body = {"model": "gpt-4", "messages": user("hi"), "stream": stream}
-    async with http.post(f"{proxy_url}/v1/chat/completions", json=body, headers={"X-Request-ID": "trace-abc.123"}) as resp:
+    async with http.post(f"{proxy_url}/v1/chat/completions", json=body,
+                         headers={"X-Request-ID": "trace-abc.123"}) as resp:
         assert resp.headers["X-Request-ID"] == "trace-abc.123"
         server_id = resp.headers["X-Aiproxy-Request-ID"]
         await resp.read()

@@ -6,8 +6,9 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -158,7 +159,8 @@ async def test_readiness_reports_checks_and_goes_503_when_draining(proxy: TestSe
 ], ids=["redis-up", "redis-down"])
 async def test_readiness_pings_redis_when_configured(proxy_factory: Any, http: aiohttp.ClientSession,
                                                      redis_url: str, status: int, state: str) -> None:
-    proxy = await proxy_factory(redis_url=redis_url, redis_key_prefix=f"aiproxy-test-{os.getpid()}-{os.urandom(3).hex()}:")
+    proxy = await proxy_factory(redis_url=redis_url,
+                                redis_key_prefix=f"aiproxy-test-{os.getpid()}-{os.urandom(3).hex()}:")
     async with http.get(proxy.make_url("/health/ready")) as resp:
         assert resp.status == status
         assert (await resp.json())["checks"]["redis"] == state

@@ -19,7 +19,8 @@ from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter
 from aiproxy.observability.logsetup import escape_controls, text_formatter
 from tests.access.conftest import add_key, bearer
 
-FORGED = "💰 BILLING | User: x | Model: gpt-4 | Tokens: 1 input + 1 output = 2 total | Cost: $999.99 USD | Request ID: req-x"
+FORGED = ("💰 BILLING | User: x | Model: gpt-4 | Tokens: 1 input + 1 output = 2 total | Cost: $999.99 USD "
+          "| Request ID: req-x")
 HOSTILE = "alice\n" + FORGED
 ROUTE = "/v1/chat/completions"
 # A billing line as the text formatter writes it: time - logger - level - message.
@@ -91,7 +92,8 @@ def test_text_formatter_escapes_the_message_but_not_the_traceback() -> None:
     text = text_formatter().format(record)
     first, *traceback = text.split("\n")
     assert first.endswith(r"unhandled error in POST /v1/x\n💰 BILLING | User: x | Model: gpt-4 | Tokens: 1 input + "
-                          r"1 output = 2 total | Cost: $999.99 USD | Request ID: req-x (request a\rb\x1b[31mc\u2028d\x85e\x00)")
+                          r"1 output = 2 total | Cost: $999.99 USD | Request ID: req-x "
+                          r"(request a\rb\x1b[31mc\u2028d\x85e\x00)")
     assert traceback[0] == "Traceback (most recent call last):" and traceback[-1] == "ValueError: boom"
 
 

@@ -8,8 +8,9 @@ MEDIA_FETCH_ALLOW_PRIVATE, as in test_media_sdk.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -50,7 +51,7 @@ async def images() -> AsyncIterator[ImageServer]:
             if state.hold_until:
                 try:
                     await asyncio.wait_for(state.enough.wait(), 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             await asyncio.sleep(state.delay)
             if request.match_info["name"] == "missing.png":

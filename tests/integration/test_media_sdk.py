@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import aiohttp
@@ -28,7 +27,8 @@ async def last_parts(http: aiohttp.ClientSession, emulator: TestServer) -> list[
     return recorded[-1]["body"]["contents"][-1]["parts"]
 
 
-async def test_image_question_with_wrong_label_reaches_gemini_as_png(openai_client: Any, http: Any, emulator: Any) -> None:
+async def test_image_question_with_wrong_label_reaches_gemini_as_png(openai_client: Any, http: Any,
+                                                                     emulator: Any) -> None:
     reply = await openai_client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [
         {"type": "text", "text": "What is in this picture?"},
         {"type": "image_url", "image_url": {"url": data_url(PNG, "image/jpeg")}},
@@ -39,8 +39,10 @@ async def test_image_question_with_wrong_label_reaches_gemini_as_png(openai_clie
     assert parts == [{"text": "What is in this picture?"}, {"inlineData": {"mimeType": "image/png", "data": b64(PNG)}}]
 
 
-async def test_audio_question_m4a_labelled_mp3_reaches_gemini_as_audio_mp4(openai_client: Any, http: Any, emulator: Any) -> None:
-    stream = await openai_client.chat.completions.create(model=MODEL, stream=True, messages=[{"role": "user", "content": [
+async def test_audio_question_m4a_labelled_mp3_reaches_gemini_as_audio_mp4(openai_client: Any, http: Any,
+                                                                           emulator: Any) -> None:
+    stream = await openai_client.chat.completions.create(model=MODEL, stream=True,
+                                                         messages=[{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": b64(M4A), "format": "mp3"}},
     ]}])
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])

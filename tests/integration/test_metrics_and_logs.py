@@ -49,7 +49,8 @@ async def test_metrics_count_requests_tokens_cost_and_latency(proxy: TestServer,
             "aiproxy_ledger_queue_depth", "aiproxy_outbox_pending"} <= set(families)
     assert metric("aiproxy_requests_total", **labels) - before["ok"] == 1
     assert metric("aiproxy_requests_total", route=ROUTE, model="-", status="404") - before["bad"] == 1
-    assert metric("aiproxy_tokens_total", model="gemini-2.5-pro", kind="prompt") - before["prompt"] == usage["prompt_tokens"]
+    assert (metric("aiproxy_tokens_total", model="gemini-2.5-pro", kind="prompt") - before["prompt"]
+            == usage["prompt_tokens"])
     assert (metric("aiproxy_tokens_total", model="gemini-2.5-pro", kind="completion") - before["completion"]
             == usage["completion_tokens"])
     assert metric("aiproxy_time_to_first_token_seconds_count", model="gemini-2.5-pro") - before["ttft"] == 1

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from aiproxy.appkeys import LEDGER_KEY
 from tests.conftest import recorded_requests
-from tests.ledger.test_billing_in_app import start_proxy, upstream  # noqa: F401 - fixture
+from tests.ledger.test_billing_in_app import start_proxy, stub_upstream  # noqa: F401 - registers the `upstream` fixture in this module
 
 REJECTED = [
     "gemini-2.5-flash:generateContent#",

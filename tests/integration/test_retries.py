@@ -14,9 +14,9 @@ from aiproxy import jsonutil
 from aiproxy.api.chat import DONE
 from aiproxy.appkeys import METER_KEY
 from aiproxy.billing.record import UsageRecord
-from aiproxy.server.serve import free_port
 from aiproxy.providers.gemini.client import GeminiClient
 from aiproxy.providers.retry import RetryPolicy
+from aiproxy.server.serve import free_port
 from tests.integration.opshelp import chat, metric, upstream_paths
 
 PRO = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"

@@ -55,7 +55,8 @@ async def test_invalid_response_format_is_a_400_naming_it(openai_client: Any) ->
 
 async def test_logprobs_on_gemini_25_flash_buffered(openai_client: Any, http: Any, emulator: Any) -> None:
     reply = await openai_client.chat.completions.create(
-        model="gemini-2.5-flash", messages=[{"role": "user", "content": "Say something"}], logprobs=True, top_logprobs=2)
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "Say something"}], logprobs=True,
+        top_logprobs=2)
     content = reply.choices[0].logprobs.content
     words = reply.choices[0].message.content.split()
     assert [t.token for t in content] == words

@@ -6,7 +6,8 @@ emulator's request log.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -74,10 +75,12 @@ async def test_automatic_parallel_calls_buffered(client: AsyncOpenAI, http: aioh
 
 
 @pytest.mark.parametrize("calls_then_stop", [False, True], ids=["stop-on-calls", "stop-in-later-empty-chunk"])
-async def test_automatic_parallel_calls_streamed_each_with_own_index(client: AsyncOpenAI, calls_then_stop: bool) -> None:
+async def test_automatic_parallel_calls_streamed_each_with_own_index(client: AsyncOpenAI,
+                                                                     calls_then_stop: bool) -> None:
     stream = await client.chat.completions.create(
         model="gemini-2.5-flash", tools=[WEATHER, TIME], stream=True,
-        messages=[{"role": "user", "content": directive_text(function_calls=TWO_CALLS, calls_then_stop=calls_then_stop)}])
+        messages=[{"role": "user",
+                   "content": directive_text(function_calls=TWO_CALLS, calls_then_stop=calls_then_stop)}])
     calls, finishes = await collect_stream(stream)
     assert sorted(calls) == [0, 1]
     assert calls[0]["name"] == "get_weather" and calls[0]["arguments"] == '{"city":"Paris"}'
@@ -125,13 +128,15 @@ async def test_three_turn_tool_conversation_with_thought_signatures(client: Asyn
     history += [{"role": "assistant", "content": None, "tool_calls": echo_calls(calls2)},
                 {"role": "tool", "tool_call_id": calls2[0].id, "content": '{"temp": 22}'},
                 {"role": "tool", "tool_call_id": calls2[1].id, "content": "10:00"},
-                {"role": "user", "content": "Thanks! " + directive_text(reply="Have a sunny day.", require_signature=SIG)}]
+                {"role": "user",
+                 "content": "Thanks! " + directive_text(reply="Have a sunny day.", require_signature=SIG)}]
     third = await client.chat.completions.create(model=model, tools=tools, messages=history)
     assert third.choices[0].message.content == "Have a sunny day."
     sent = (await upstream_bodies(http, emulator))[-1]
     model_turns = [c for c in sent["contents"] if c["role"] == "model"]
     assert [t["parts"][0]["thoughtSignature"] for t in model_turns] == [SIG, SIG]
-    assert [len([p for p in c["parts"] if "functionResponse" in p]) for c in sent["contents"] if c["role"] == "user"][1:3] == [2, 2]
+    user_turns = [c for c in sent["contents"] if c["role"] == "user"]
+    assert [len([p for p in c["parts"] if "functionResponse" in p]) for c in user_turns][1:3] == [2, 2]
 
     # Without the signature Gemini 3 refuses: the client sees Gemini's 400, not a 5xx.
     stripped = [dict(m) for m in history[:4]]
@@ -162,7 +167,8 @@ async def test_reasoning_as_reasoning_content_and_as_think_tags(client: AsyncOpe
     assert (reasoning, content) == ("Let me think.", "42")
 
     # Lotti's way: only content is shown, so thoughts come as <think> tags when asked.
-    tagged = await client.chat.completions.create(model="gemini-3-flash-preview", reasoning_effort="minimal", messages=prompt,
+    tagged = await client.chat.completions.create(model="gemini-3-flash-preview", reasoning_effort="minimal",
+                                                  messages=prompt,
                                                   extra_headers={"X-Reasoning-Format": "think-tags"}, stream=True)
     text = ""
     async for chunk in tagged:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ def make_record(**overrides: Any) -> UsageRecord:
         status="ok",
         estimated=False,
         price_fallback=False,
-        started_at=datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc),
+        started_at=datetime(2026, 11, 2, 10, 0, tzinfo=UTC),
         duration_ms=812.5,
         ttft_ms=120.25,
     )

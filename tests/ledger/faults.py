@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from aiproxy.billing.ledger_sqlite import DIALECT, INSERT_USAGE
 from aiproxy.billing.ledger_sql import usage_values
+from aiproxy.billing.ledger_sqlite import DIALECT, INSERT_USAGE
 from tests.ledger.factories import make_record
 
 SQLITE_MAX_PAGES = 1073741823  # SQLite's default max_page_count
@@ -86,7 +86,7 @@ def _fill(conn: sqlite3.Connection) -> int:
         big = filled < 10_000 and misses == 0
         rec = make_record(user="filler") if big else make_record(
             request_id=uuid.uuid4().hex[:6], user="f", requested_model="m", upstream_model="m",
-            started_at=datetime(2000 + filled % 50, 1, 1, tzinfo=timezone.utc))
+            started_at=datetime(2000 + filled % 50, 1, 1, tzinfo=UTC))
         try:
             conn.execute(INSERT_USAGE, usage_values(DIALECT, rec))
         except sqlite3.OperationalError as exc:
@@ -122,13 +122,13 @@ class LedgerFault:
         if self.relay is not None:
             self.relay.cut()
         else:
-            await ledger._on(ledger._writer, _fill, ledger._wconn)  # noqa: SLF001 - the writer connection itself
+            await ledger._on(ledger._writer, _fill, ledger._wconn)  # the writer connection itself
 
     async def restore(self, ledger: Any) -> None:
         if self.relay is not None:
             self.relay.restore()
         else:
-            await ledger._on(ledger._writer, ledger._wconn.execute,  # noqa: SLF001
+            await ledger._on(ledger._writer, ledger._wconn.execute,
                              f"PRAGMA max_page_count = {SQLITE_MAX_PAGES}")
 
     async def close(self) -> None:

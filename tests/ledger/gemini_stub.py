@@ -24,7 +24,8 @@ def create_stub(chunks: int = 5, gap: float = 0.01) -> web.Application:
         prompt = 10 + len(body) // 1024
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": chunks, "totalTokenCount": prompt + chunks}
         final = {
-            "candidates": [{"content": {"role": "model", "parts": [{"text": "."}]}, "finishReason": "STOP", "index": 0}],
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "."}]}, "finishReason": "STOP",
+                            "index": 0}],
             "usageMetadata": usage,
         }
         await resp.write(b"data: " + orjson.dumps(final) + b"\r\n\r\n")

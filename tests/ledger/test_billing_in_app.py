@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,8 +24,8 @@ ADMIN = "admin-token-for-tests"
 ONE_REQUEST = Decimal("0.0000155")
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[TestServer]:
+@pytest.fixture(name="upstream")  # other modules import it as `stub_upstream` (no clash with their argument)
+async def stub_upstream() -> AsyncIterator[TestServer]:
     server = TestServer(create_stub(chunks=5, gap=0), host="127.0.0.1")
     await server.start_server()
     yield server
@@ -79,7 +80,8 @@ async def test_credits_preflight_and_charge(upstream, credits_service, ledger_ur
     try:
         async with aiohttp.ClientSession() as http:
             # 1,000 output tokens at $2.50/1M is $0.0025 > $0.00001: refused before Gemini.
-            async with http.post(proxy.make_url("/v1/chat/completions"), json=chat(user="poor", max_tokens=1000)) as resp:
+            async with http.post(proxy.make_url("/v1/chat/completions"),
+                                 json=chat(user="poor", max_tokens=1000)) as resp:
                 assert resp.status == 402
                 assert (await resp.json())["error"]["code"] == "insufficient_quota"
             async with http.post(proxy.make_url("/v1/chat/completions"), json=chat(stream=True, max_tokens=1000),
@@ -101,13 +103,13 @@ async def test_credits_preflight_and_charge(upstream, credits_service, ledger_ur
 
 def slow_commits(ledger: Any, delay: float = 0.2) -> None:
     """Make every ledger commit take `delay` longer, as on a slow disk."""
-    write = ledger._commits._write  # noqa: SLF001 - the test needs the commit itself to be slow
+    write = ledger._commits._write  # the test needs the commit itself to be slow
 
     async def slow(batch: list[UsageRecord]) -> None:
         await asyncio.sleep(delay)
         await write(batch)
 
-    ledger._commits._write = slow  # noqa: SLF001
+    ledger._commits._write = slow
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
@@ -143,7 +145,8 @@ async def test_client_gone_mid_stream_leaves_an_estimated_row(ledger_url) -> Non
                 break
             await asyncio.sleep(0.02)
         (row,) = rows
-        assert (row["client_request_id"], row["status"], bool(row["estimated"])) == ("req-gone", "client_disconnected", True)
+        assert ((row["client_request_id"], row["status"], bool(row["estimated"]))
+                == ("req-gone", "client_disconnected", True))
         assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0  # estimated from the text seen
         assert Decimal(str(row["cost_usd"])) > 0
     finally:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.ledger.test_unexpected_endings import body, only_row, post, proxy  # noqa: F401 - fixture
+from tests.ledger.test_unexpected_endings import body, only_row, post, proxy_on_ledger  # noqa: F401 - registers the `proxy` fixture in this module
 
 MIXED_CACHED_AUDIO = {
     "promptTokenCount": 10_000, "cachedContentTokenCount": 5_000, "candidatesTokenCount": 500,

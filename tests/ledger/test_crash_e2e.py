@@ -20,8 +20,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.ledger import open_ledger
-from aiproxy.server.serve import free_port
 from aiproxy.emulator import EmulatorConfig, create_emulator_app
+from aiproxy.server.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 24
@@ -45,7 +45,8 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str, proc: asyncio.subp
 
 async def one_request(http: aiohttp.ClientSession, url: str, rid: str, stream: bool) -> bool:
     """True when the client saw the response complete."""
-    body = {"model": "gemini-2.5-flash", "stream": stream, "user": "load", "messages": [{"role": "user", "content": "x"}]}
+    body = {"model": "gemini-2.5-flash", "stream": stream, "user": "load",
+            "messages": [{"role": "user", "content": "x"}]}
     async with http.post(url + "/v1/chat/completions", json=body, headers={"X-Request-ID": rid}) as resp:
         if resp.status != 200:
             return False
@@ -65,7 +66,8 @@ async def test_every_completed_request_survives_the_kill(ledger_url: str, tmp_pa
         "USAGE_DB_URL": ledger_url, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING",
     }  # fmt: skip
     log = (tmp_path / "server.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "aiproxy", cwd=tmp_path, env=env, stdout=log, stderr=log)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "aiproxy", cwd=tmp_path, env=env, stdout=log,
+                                                stderr=log)
     url = f"http://127.0.0.1:{port}"
     completed: set[str] = set()
     stop = asyncio.Event()
@@ -78,7 +80,7 @@ async def test_every_completed_request_survives_the_kill(ledger_url: str, tmp_pa
             try:
                 if await one_request(http, url, rid, stream=(i % 3 != 0)):
                     completed.add(rid)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if proc.returncode is not None:
                     return
                 await asyncio.sleep(0.01)

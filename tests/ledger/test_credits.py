@@ -7,9 +7,9 @@ exactly once, a restart re-sends what was pending, and 402/404 end as `unpaid`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -91,7 +91,8 @@ async def test_unreachable_service_follows_policy(credits_service, client, mode:
 
 async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, client) -> None:
     state(credits_service).balances.update(bob=Decimal("1"))
-    assert await client.bill("bob", Decimal("0.00000075"), "gpt-4 - 2 tokens - request r1", idempotency_key="r1") == "charged"
+    assert await client.bill("bob", Decimal("0.00000075"), "gpt-4 - 2 tokens - request r1",
+                             idempotency_key="r1") == "charged"
     assert await client.bill("bob", Decimal("0.00000075"), "again", idempotency_key="r1") == "charged"
     assert state(credits_service).balances["bob"] == Decimal("0.99999925")
     assert [c["key"] for c in state(credits_service).charges] == ["r1"]
@@ -211,12 +212,13 @@ async def test_injected_402_mode_marks_unpaid(credits_service, client, outbox_le
     assert [c.state for c in await outbox_ledger.charges()] == ["unpaid"]
 
 
-async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits_service, client, outbox_ledger) -> None:
+async def test_charge_leased_by_a_crashed_worker_is_sent_after_its_lease(credits_service, client,
+                                                                         outbox_ledger) -> None:
     st = state(credits_service)
     st.balances.update(alice=Decimal("1"))
     await outbox_ledger.record(make_record(request_id="req-orphan", cost_usd=Decimal("0.2")))
     # A worker claimed it and died before posting or recording anything.
-    assert len(await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=0.2))) == 1
+    assert len(await outbox_ledger.claim_charges(datetime.now(UTC), timedelta(seconds=0.2))) == 1
     worker = worker_for(outbox_ledger, client)
     await worker.run_once()
     assert st.bill_calls == 0  # still leased
@@ -312,8 +314,8 @@ async def test_worker_whose_lease_expired_cannot_overwrite_the_new_owner(outbox_
     release = asyncio.Event()
     stale_client, fresh_client = ScriptedBill("insufficient", release), ScriptedBill("charged")
     # The first worker's lease is over as soon as it is taken (a post that outlives its lease).
-    stale = OutboxWorker(outbox_ledger, stale_client, lease=timedelta(0))  # type: ignore[arg-type]
-    fresh = OutboxWorker(outbox_ledger, fresh_client, lease=timedelta(seconds=60))  # type: ignore[arg-type]
+    stale = OutboxWorker(outbox_ledger, stale_client, lease=timedelta(0))  # type: ignore[arg-type] - ScriptedBill stands in for the client
+    fresh = OutboxWorker(outbox_ledger, fresh_client, lease=timedelta(seconds=60))  # type: ignore[arg-type] - ditto
     stale_pass = asyncio.create_task(stale.run_once())
     while stale_client.calls == 0:
         await asyncio.sleep(0.005)
@@ -339,7 +341,7 @@ class CountingBalances:
 
 async def test_balance_cache_stays_bounded_under_many_users() -> None:
     balances = CountingBalances()
-    gate = CreditGate(balances, ttl=60, max_users=50)  # type: ignore[arg-type]
+    gate = CreditGate(balances, ttl=60, max_users=50)  # type: ignore[arg-type] - a stand-in: balance() is all it calls
     for i in range(1000):
         await gate.preflight(f"user-{i}", Decimal("0.1"))
         assert gate.cached_users <= 50

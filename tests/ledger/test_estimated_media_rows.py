@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED
 from aiproxy.emulator import directive_text
-from tests.ledger.test_unexpected_endings import only_row, proxy  # noqa: F401 - fixture
+from tests.ledger.test_unexpected_endings import only_row, proxy_on_ledger  # noqa: F401 - registers the `proxy` fixture in this module
 from tests.unit.test_estimate import png
 
 

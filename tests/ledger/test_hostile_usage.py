@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.pricing import ModelPrice
-from tests.ledger.test_unexpected_endings import body, only_row, post, proxy  # noqa: F401 - fixture
+from tests.ledger.test_unexpected_endings import body, only_row, post, proxy_on_ledger  # noqa: F401 - registers the `proxy` fixture in this module
 
 CEILING = 100_000_000  # aiproxy.providers.gemini.usage.MAX_TOKENS_PER_FIELD
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from aiproxy.billing.ledger import open_ledger
-
 from tests.ledger.factories import make_record
 
-NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 async def test_record_reads_back_exactly(ledger) -> None:
@@ -35,7 +34,7 @@ async def test_record_reads_back_exactly(ledger) -> None:
         status="client_disconnected",
         estimated=True,
         price_fallback=True,
-        started_at=datetime(2026, 11, 3, 23, 59, 59, 999_999, tzinfo=timezone.utc),
+        started_at=datetime(2026, 11, 3, 23, 59, 59, 999_999, tzinfo=UTC),
         duration_ms=1.5,
         ttft_ms=None,
     )
@@ -43,9 +42,11 @@ async def test_record_reads_back_exactly(ledger) -> None:
     (row,) = await ledger.rows()
     assert row["request_id"] == "req-exact"
     assert (row["user_id"], row["key_id"], row["end_user"]) == ("bob@example.com", "key-7", "device-3")
-    assert (row["requested_model"], row["upstream_model"], row["endpoint"]) == ("gpt-4o-mini", "gemini-3.5-flash", "embeddings")
+    assert ((row["requested_model"], row["upstream_model"], row["endpoint"])
+            == ("gpt-4o-mini", "gemini-3.5-flash", "embeddings"))
     assert not row["streamed"] and row["estimated"] and row["price_fallback"]
-    assert [row[k] for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")] == [123_457, 89, 40, 1024]
+    counts = [row[k] for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")]
+    assert counts == [123_457, 89, 40, 1024]
     assert (row["audio_tokens"], row["total_tokens"], row["status"]) == (17, 123_546, "client_disconnected")
     assert Decimal(str(row["cost_usd"])) == Decimal("0.000000123456789012345")
     assert (row["duration_ms"], row["ttft_ms"]) == (1.5, None)
@@ -116,14 +117,19 @@ async def test_reopen_keeps_schema_and_rows(ledger_url: str) -> None:
 async def month(ledger):
     """alice and bob over three days of November on two models, plus one October row."""
     rows = [
-        make_record(user="alice", requested_model="gpt-4", upstream_model="gemini-2.5-pro", started_at=NOV + timedelta(days=1, hours=1),
+        make_record(user="alice", requested_model="gpt-4", upstream_model="gemini-2.5-pro",
+                    started_at=NOV + timedelta(days=1, hours=1),
                     prompt_tokens=1000, completion_tokens=1000, total_tokens=2000, cost_usd=Decimal("0.00075")),
-        make_record(user="alice", requested_model="gpt-4", upstream_model="gemini-2.5-pro", started_at=NOV + timedelta(days=1, hours=23),
+        make_record(user="alice", requested_model="gpt-4", upstream_model="gemini-2.5-pro",
+                    started_at=NOV + timedelta(days=1, hours=23),
                     prompt_tokens=100, completion_tokens=50, total_tokens=150, cost_usd=Decimal("0.00005")),
-        make_record(user="alice", requested_model="gemini-flash", upstream_model="gemini-3.5-flash", started_at=NOV + timedelta(days=2),
-                    prompt_tokens=5000, completion_tokens=2000, reasoning_tokens=500, cached_tokens=1000, total_tokens=7000,
+        make_record(user="alice", requested_model="gemini-flash", upstream_model="gemini-3.5-flash",
+                    started_at=NOV + timedelta(days=2),
+                    prompt_tokens=5000, completion_tokens=2000, reasoning_tokens=500, cached_tokens=1000,
+                    total_tokens=7000,
                     cost_usd=Decimal("0.00225")),
-        make_record(user="bob", requested_model="gemini-flash", upstream_model="gemini-3.5-flash", started_at=NOV + timedelta(days=3),
+        make_record(user="bob", requested_model="gemini-flash", upstream_model="gemini-3.5-flash",
+                    started_at=NOV + timedelta(days=3),
                     prompt_tokens=10, completion_tokens=10, total_tokens=20, cost_usd=Decimal("0.0000001")),
         make_record(user="alice", started_at=NOV - timedelta(seconds=1), cost_usd=Decimal("1")),
     ]  # fmt: skip
@@ -170,9 +176,11 @@ async def test_report_groupings(month) -> None:
         ("2026-11-04", 1, Decimal("0.0000001")),
     ]
     by_model = await month.report(user="alice", since=NOV, group_by="model")
-    assert [(r["model"], r["requests"], r["total_tokens"]) for r in by_model] == [("gemini-flash", 1, 7000), ("gpt-4", 2, 2150)]
+    assert ([(r["model"], r["requests"], r["total_tokens"]) for r in by_model]
+            == [("gemini-flash", 1, 7000), ("gpt-4", 2, 2150)])
     by_user = await month.report(group_by="user")
-    assert [(r["user"], r["cost_usd"]) for r in by_user] == [("alice", Decimal("1.00305")), ("bob", Decimal("0.0000001"))]
+    assert ([(r["user"], r["cost_usd"]) for r in by_user]
+            == [("alice", Decimal("1.00305")), ("bob", Decimal("0.0000001"))])
     with pytest.raises(ValueError):
         await month.report(group_by="week")
 
@@ -188,9 +196,10 @@ async def test_outbox_enqueues_priced_rows_once(outbox_ledger) -> None:
     await outbox_ledger.record(make_record(request_id="req-a", cost_usd=Decimal("0.00075")))
     await outbox_ledger.record(make_record(request_id="req-free", cost_usd=Decimal("0")))
     (charge,) = await outbox_ledger.charges()
-    assert (charge.request_id, charge.user, charge.amount, charge.state) == ("req-a", "alice", Decimal("0.00075"), "pending")
+    assert ((charge.request_id, charge.user, charge.amount, charge.state)
+            == ("req-a", "alice", Decimal("0.00075"), "pending"))
     assert "req-a" in charge.description
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claimed = await outbox_ledger.claim_charges(now, timedelta(seconds=30))
     assert [c.request_id for c in claimed] == ["req-a"]
     assert await outbox_ledger.claim_charges(now, timedelta(seconds=30)) == []  # leased meanwhile
@@ -201,7 +210,7 @@ async def test_outbox_enqueues_priced_rows_once(outbox_ledger) -> None:
 
 async def test_update_with_a_lost_lease_writes_nothing(outbox_ledger) -> None:
     await outbox_ledger.record(make_record(request_id="req-l", cost_usd=Decimal("0.1")))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     [stale] = await outbox_ledger.claim_charges(now, timedelta(seconds=1))
     [fresh] = await outbox_ledger.claim_charges(now + timedelta(seconds=2), timedelta(seconds=30))  # lease expired
     assert stale.lease_token and fresh.lease_token and stale.lease_token != fresh.lease_token
@@ -215,8 +224,8 @@ async def test_charge_counts_by_state_are_counted_by_the_database(outbox_ledger)
     assert await outbox_ledger.charge_counts() == {"pending": 0, "sent": 0, "unpaid": 0, "rejected": 0}
     for i in range(5):
         await outbox_ledger.record(make_record(request_id=f"req-c{i}", cost_usd=Decimal("0.1")))
-    claimed = await outbox_ledger.claim_charges(datetime.now(timezone.utc), timedelta(seconds=30), limit=3)
-    for charge, state in zip(claimed, ("sent", "sent", "rejected")):
+    claimed = await outbox_ledger.claim_charges(datetime.now(UTC), timedelta(seconds=30), limit=3)
+    for charge, state in zip(claimed, ("sent", "sent", "rejected"), strict=True):
         await outbox_ledger.update_charge(charge, state=state, attempts=1, next_attempt_at=None, error=None)
     assert await outbox_ledger.charge_counts() == {"pending": 2, "sent": 2, "unpaid": 0, "rejected": 1}
 
@@ -235,7 +244,7 @@ async def test_outbox_of_an_older_ledger_gains_lease_tokens(ledger_url, monkeypa
     upgraded = open_ledger(ledger_url, outbox=True)
     await upgraded.open()
     try:
-        [charge] = await upgraded.claim_charges(datetime.now(timezone.utc), timedelta(seconds=30))
+        [charge] = await upgraded.claim_charges(datetime.now(UTC), timedelta(seconds=30))
         assert charge.request_id == "req-old" and charge.lease_token
         assert await upgraded.update_charge(charge, state="sent", attempts=1, next_attempt_at=None, error=None)
         assert await upgraded.charge_counts() == {"pending": 0, "sent": 1, "unpaid": 0, "rejected": 0}

@@ -5,8 +5,9 @@ what is going on, and LEDGER_FAIL_POLICY=closed refuses before Gemini is called.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -23,7 +24,7 @@ from aiproxy.billing import ledger_pg, ledger_sqlite
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.ledger_sql import migrations as ledger_migrations
 from aiproxy.storage.urls import split_schema
-from tests.ledger.conftest import PG_ROOT, drop_schema
+from tests.ledger.conftest import drop_schema
 
 OPENERS = 8
 ROUNDS = 4
@@ -57,7 +58,7 @@ async def open_both_and_close(url: str) -> None:
     ledger, keys = open_ledger(url), open_keystore(url)
     try:
         await asyncio.gather(ledger.open(), keys.open())
-        assert await keys.all_keys() == [] and await ledger.spent("alice", datetime(2026, 1, 1, tzinfo=timezone.utc)) == 0
+        assert await keys.all_keys() == [] and await ledger.spent("alice", datetime(2026, 1, 1, tzinfo=UTC)) == 0
     finally:
         await asyncio.gather(ledger.close(), keys.close())
 
@@ -95,7 +96,8 @@ def make_old_sqlite(path: str) -> None:
         " completion_tokens, reasoning_tokens, cached_tokens, total_tokens, cost_usd, status, estimated,"
         " price_fallback, started_at, duration_ms) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, 0, 0,"
         " '2026-11-01T10:00:00.000000Z', 12.5)", OLD_ROW)
-    conn.execute("CREATE TABLE IF NOT EXISTS access_schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    conn.execute("CREATE TABLE IF NOT EXISTS access_schema_version"
+                 " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
     conn.execute(dict(key_migrations("TEXT", "TEXT", "INTEGER"))[1])
     conn.execute("INSERT INTO access_schema_version VALUES (1, '2026-11-01T00:00:00+00:00')")
     conn.execute("INSERT INTO access_keys (id, key_hash, prefix, user_id, label, is_admin, enabled, created_at)"
@@ -114,16 +116,17 @@ async def make_old_postgres(url: str) -> None:
             await conn.execute(stmt)
         await conn.execute("INSERT INTO schema_version VALUES (1, now())")
         await conn.execute(
-            "INSERT INTO usage (request_id, user_id, requested_model, upstream_model, endpoint, streamed, prompt_tokens,"
-            " completion_tokens, reasoning_tokens, cached_tokens, total_tokens, cost_usd, status, estimated,"
-            " price_fallback, started_at, duration_ms) VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9, $10, $11,"
+            "INSERT INTO usage (request_id, user_id, requested_model, upstream_model, endpoint, streamed,"
+            " prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, total_tokens, cost_usd, status,"
+            " estimated, price_fallback, started_at, duration_ms)"
+            " VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9, $10, $11,"
             " $12, false, false, '2026-11-01T10:00:00Z', 12.5)", *OLD_ROW[:10], Decimal(OLD_ROW[10]), OLD_ROW[11])
         await conn.execute(
             "CREATE TABLE access_schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
         await conn.execute(dict(key_migrations("NUMERIC", "TIMESTAMPTZ", "BOOLEAN"))[1])
         await conn.execute("INSERT INTO access_schema_version VALUES (1, now())")
-        await conn.execute("INSERT INTO access_keys (id, key_hash, prefix, user_id, label, is_admin, enabled, created_at)"
-                           " VALUES ($1, $2, $3, $4, $5, false, true, now())", *OLD_KEY[:5])
+        await conn.execute("INSERT INTO access_keys (id, key_hash, prefix, user_id, label, is_admin, enabled,"
+                           " created_at) VALUES ($1, $2, $3, $4, $5, false, true, now())", *OLD_KEY[:5])
     finally:
         await conn.close()
 

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.appkeys import LEDGER_KEY, METER_KEY
@@ -20,7 +19,7 @@ from aiproxy.billing.pricing import worst_case_cost
 from aiproxy.emulator.credits import STATE_KEY
 from tests.access.conftest import add_key, bearer
 from tests.ledger.factories import CREDITS_API_KEY, make_record
-from tests.ledger.test_billing_in_app import ONE_REQUEST, chat, start_proxy, upstream  # noqa: F401 - fixture
+from tests.ledger.test_billing_in_app import ONE_REQUEST, chat, start_proxy, stub_upstream  # noqa: F401 - registers the `upstream` fixture in this module
 
 BUDGET_DEFAULT_OUTPUT_TOKENS = 8192  # the shipped default of the setting of that name
 SERVER_ID = re.compile(r"req-[0-9a-f]{24}")

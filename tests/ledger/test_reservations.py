@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -75,7 +76,7 @@ def assert_refusals(results: list[tuple[int, Any]], status: int) -> int:
 
 
 async def spent_today(proxy: TestServer, user: str) -> Decimal:
-    return await proxy.app[LEDGER_KEY].spent(user, period_start("day", datetime.now(timezone.utc)))
+    return await proxy.app[LEDGER_KEY].spent(user, period_start("day", datetime.now(UTC)))
 
 
 async def test_burst_cannot_exceed_the_daily_budget(slow_upstream, ledger_url, counters_env) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ async def test_a_failed_write_is_retried_before_anyone_is_told() -> None:
 
 def test_spool_line_keeps_every_field_exactly() -> None:
     rec = make_record(cost_usd=Decimal("0.000000123456789012345678"), ttft_ms=None, end_user="bob\n🙂",
-                      started_at=datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=timezone.utc), audio_tokens=7)
+                      started_at=datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC), audio_tokens=7)
     line = dump_record(rec)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert b'"cost_usd":"0.000000123456789012345678"' in line
@@ -128,7 +128,7 @@ async def test_row_the_ledger_refuses_is_kept_for_review_not_lost(ledger, tmp_pa
 async def test_ledger_down_spools_at_once_and_replays_when_back(ledger_url: str, tmp_path: Path) -> None:
     ledger = open_ledger(ledger_url)
     await ledger.open()
-    write = ledger._commits._write  # noqa: SLF001 - a store that refuses every write, then heals
+    write = ledger._commits._write  # a store that refuses every write, then heals
     broken = [True]
 
     async def flaky(recs: list[UsageRecord]) -> None:
@@ -136,7 +136,7 @@ async def test_ledger_down_spools_at_once_and_replays_when_back(ledger_url: str,
             raise ConnectionRefusedError("database is down")
         await write(recs)
 
-    ledger._commits._write = flaky  # noqa: SLF001
+    ledger._commits._write = flaky
     guard = LedgerGuard(ledger, Spool(tmp_path), replay_backoff=RetryPolicy(base_delay=0.01, max_delay=0.02))
     await guard.start()
     try:

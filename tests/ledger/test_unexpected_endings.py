@@ -8,8 +8,9 @@ proxy waited for Gemini's first byte left no row at all. Both backends, real emu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -30,8 +31,8 @@ GUARD = 20.0  # seconds: a hang fails here instead of stalling the suite
 PROMPT = "please write a long answer about the sea"
 
 
-@pytest.fixture
-async def proxy(emulator: TestServer, ledger_url: str) -> AsyncIterator[TestServer]:
+@pytest.fixture(name="proxy")  # other modules import it as `proxy_on_ledger` (no clash with their `proxy` argument)
+async def proxy_on_ledger(emulator: TestServer, ledger_url: str) -> AsyncIterator[TestServer]:
     settings = load_settings({"GEMINI_API_KEY": EMULATOR_KEY, "GEMINI_BASE_URL": emulator_url(emulator),
                               "USAGE_DB_URL": ledger_url})
     server = TestServer(create_app(settings), host="127.0.0.1")

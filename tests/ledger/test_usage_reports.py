@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,11 +11,10 @@ from aiohttp import web
 
 from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import LEDGER_KEY, SETTINGS_KEY
+from aiproxy.billing.cli import main as usage_main
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.billing.reports import parse_query, parse_time, report_table
-from aiproxy.billing.cli import main as usage_main
 from aiproxy.config import load_settings
-
 from tests.ledger.factories import make_record
 
 ADMIN = "s3cret-admin"
@@ -23,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 def day(d: int, h: int = 12) -> datetime:
-    return datetime(2026, 11, d, h, tzinfo=timezone.utc)
+    return datetime(2026, 11, d, h, tzinfo=UTC)
 
 
 SEED_ROWS = [
@@ -35,7 +34,7 @@ SEED_ROWS = [
                 prompt_tokens=5000, completion_tokens=2000, total_tokens=7000, cost_usd=Decimal("0.00225")),
     make_record(user="bob", requested_model="gpt-4", started_at=day(3), prompt_tokens=1, completion_tokens=1,
                 total_tokens=2, cost_usd=Decimal("0.00000075")),
-    make_record(user="alice", requested_model="gpt-4", started_at=datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc),
+    make_record(user="alice", requested_model="gpt-4", started_at=datetime(2026, 10, 31, 23, 59, tzinfo=UTC),
                 cost_usd=Decimal("5")),
 ]  # fmt: skip
 
@@ -68,19 +67,22 @@ async def test_json_totals_for_alice_in_november(client) -> None:
 
 
 async def test_json_grouped_by_model_and_day(client) -> None:
-    resp = await client.get("/v1/usage", params={"user": "alice", "since": "2026-11-01", "group_by": "model"}, headers=AUTH)
+    resp = await client.get("/v1/usage", params={"user": "alice", "since": "2026-11-01", "group_by": "model"},
+                            headers=AUTH)
     body = await resp.json()
     assert [(r["model"], r["requests"], r["cost_usd"]) for r in body["data"]] == [
         ("gemini-flash", 1, "0.00225"),
         ("gpt-4", 2, "0.0008"),
     ]
-    resp = await client.get("/v1/usage", params={"since": "2026-11-01", "until": "2026-11-02", "group_by": "day"}, headers=AUTH)
+    resp = await client.get("/v1/usage", params={"since": "2026-11-01", "until": "2026-11-02", "group_by": "day"},
+                            headers=AUTH)
     body = await resp.json()
     assert [(r["day"], r["requests"]) for r in body["data"]] == [("2026-11-01", 1), ("2026-11-02", 2)]
 
 
 async def test_csv_by_user(client) -> None:
-    resp = await client.get("/v1/usage", params={"group_by": "user", "model": "gpt-4"}, headers={**AUTH, "Accept": "text/csv"})
+    resp = await client.get("/v1/usage", params={"group_by": "user", "model": "gpt-4"},
+                            headers={**AUTH, "Accept": "text/csv"})
     assert resp.status == 200
     assert resp.content_type == "text/csv"
     assert (await resp.text()).splitlines() == [
@@ -92,7 +94,8 @@ async def test_csv_by_user(client) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
-    [({}, 401, "missing_api_key"), ({"Authorization": "Bearer wrong"}, 401, "invalid_api_key"), ({"Authorization": ADMIN}, 401, "missing_api_key")],
+    [({}, 401, "missing_api_key"), ({"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
+     ({"Authorization": ADMIN}, 401, "missing_api_key")],
 )
 async def test_admin_token_required(client, headers: dict, status: int, code: str) -> None:
     resp = await client.get("/v1/usage", headers=headers)
@@ -113,7 +116,8 @@ async def test_reports_off_without_admin_token(aiohttp_client, seeded) -> None:
 
 @pytest.mark.parametrize(
     ("params", "param"),
-    [({"group_by": "week"}, "group_by"), ({"since": "yesterday"}, "since"), ({"since": "2026-11-05", "until": "2026-11-01"}, "until")],
+    [({"group_by": "week"}, "group_by"), ({"since": "yesterday"}, "since"),
+     ({"since": "2026-11-05", "until": "2026-11-01"}, "until")],
 )
 async def test_bad_parameters_are_400(client, params: dict, param: str) -> None:
     resp = await client.get("/v1/usage", params=params, headers=AUTH)
@@ -122,9 +126,9 @@ async def test_bad_parameters_are_400(client, params: dict, param: str) -> None:
 
 
 def test_parse_time_forms() -> None:
-    assert parse_time("2026-11-30", end=True) == datetime(2026, 12, 1, tzinfo=timezone.utc)
-    assert parse_time("2026-11-30T10:00:00Z") == datetime(2026, 11, 30, 10, tzinfo=timezone.utc)
-    assert parse_time("2026-11-30T10:00:00+02:00").astimezone(timezone.utc).hour == 8
+    assert parse_time("2026-11-30", end=True) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_time("2026-11-30T10:00:00Z") == datetime(2026, 11, 30, 10, tzinfo=UTC)
+    assert parse_time("2026-11-30T10:00:00+02:00").astimezone(UTC).hour == 8
     assert parse_query({"user": " ", "group_by": ""}).user is None
 
 
@@ -153,7 +157,8 @@ async def test_cli_reads_the_ledger(ledger_url: str, monkeypatch) -> None:
     # asyncio.run needs a thread without a running loop.
     import asyncio
 
-    code = await asyncio.to_thread(usage_main, ["usage", "--user", "alice", "--since", "2026-11-01", "--by", "model"], out=out)
+    code = await asyncio.to_thread(usage_main, ["usage", "--user", "alice", "--since", "2026-11-01", "--by", "model"],
+                                   out=out)
     assert code == 0
     lines = out.getvalue().splitlines()
     assert lines[2].split() == ["gemini-flash", "1", "5000", "2000", "0", "0", "7000", "0.00225"]

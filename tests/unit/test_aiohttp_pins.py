@@ -18,13 +18,12 @@ import asyncio
 import inspect
 import time
 
-import aiohttp
 from aiohttp import web
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.test_utils import TestServer
 
-from aiproxy.server.parse_errors import JsonErrorRequestHandler
 from aiproxy.providers.gemini.client import GeminiClient
+from aiproxy.server.parse_errors import JsonErrorRequestHandler
 
 
 def test_response_handler_read_timeout_is_a_settable_property_with_start_timeout() -> None:

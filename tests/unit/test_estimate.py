@@ -36,7 +36,8 @@ def jpeg(width: int, height: int) -> bytes:
 
 
 def webp_vp8x(width: int, height: int) -> bytes:
-    body = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4 + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = (b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
+            + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body + b"\x00" * 64
 
 
@@ -158,5 +159,5 @@ def test_rate_limit_estimate_uses_the_media_aware_prompt_estimate() -> None:
 
     m = Metering(request_id="r", user="u", requested_model="m", upstream_model="m", prompt_chars=40,
                  prompt_estimate=10 + 1032)  # 40 characters and one 800x600 photo
-    assert Throttle(limiter=None, fail_closed=False, default_output_tokens=100,  # type: ignore[arg-type]
+    assert Throttle(limiter=None, fail_closed=False, default_output_tokens=100,  # type: ignore[arg-type] - estimate() never uses the limiter
                     reservations=Reservations()).estimate(m, None) == 1042 + 100

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from aiproxy.errors import ProxyError
+from aiproxy.providers.gemini.client import model_path
 from aiproxy.providers.modelmap import load_model_map
 from aiproxy.providers.modelnames import ModelName, check_gemini_model_id, parse_model_name
-from aiproxy.providers.gemini.client import model_path
 
 
 @pytest.mark.parametrize(("name", "provider", "bare"), [
@@ -66,7 +66,8 @@ def test_gemini_prefixes_route_to_gemini(name: str, target: str) -> None:
     assert load_model_map().resolve_chat(name) == target
 
 
-@pytest.mark.parametrize("name", ["openai/gpt-4o", "anthropic/claude-3-5-sonnet", "models/gpt-4", "ollama/llama3.2:latest"])
+@pytest.mark.parametrize("name",
+                         ["openai/gpt-4o", "anthropic/claude-3-5-sonnet", "models/gpt-4", "ollama/llama3.2:latest"])
 def test_other_providers_are_404_until_they_exist(name: str) -> None:
     with pytest.raises(ProxyError) as info:
         load_model_map().resolve_chat(name)

@@ -35,7 +35,8 @@ BAD = [
     pytest.param({"model": "m", "messages": OK_MSG, "max_completion_tokens": "lots"}, "max_completion_tokens",
                  "invalid_value", id="max_completion_tokens-type"),
     pytest.param({"model": "m", "messages": OK_MSG, "stop": 5}, "stop", "invalid_value", id="stop-number"),
-    pytest.param({"model": "m", "messages": OK_MSG, "stop": list("abcdef")}, "stop", "invalid_value", id="stop-too-many"),
+    pytest.param({"model": "m", "messages": OK_MSG, "stop": list("abcdef")}, "stop", "invalid_value",
+                 id="stop-too-many"),
     pytest.param({"model": "m", "messages": OK_MSG, "stream": "maybe"}, "stream", "invalid_value", id="stream-type"),
     pytest.param({"model": "m", "messages": OK_MSG, "stream_options": {"include_usage": "x"}},
                  "stream_options.include_usage", "invalid_value", id="include_usage-type"),
@@ -51,7 +52,8 @@ def test_bad_requests_name_the_parameter(body: dict[str, Any], param: str, code:
         parse_chat_request(body)
     err = info.value
     assert err.status == 400
-    assert err.body()["error"] == {"message": err.message, "type": "invalid_request_error", "param": param, "code": code}
+    assert err.body()["error"] == {"message": err.message, "type": "invalid_request_error", "param": param,
+                                   "code": code}
     assert f"'{param}'" in err.message
 
 
@@ -71,7 +73,8 @@ def test_unknown_fields_are_ignored_and_known_ones_read() -> None:
     assert (req.stream, req.include_usage, req.output_limit, req.billing_user) == (True, True, 20, "billing-7")
 
 
-@pytest.mark.parametrize(("extra", "who"), [({}, "anonymous"), ({"user": "u1"}, "u1"), ({"user": "u1", "user_id": "b2"}, "b2")])
+@pytest.mark.parametrize(("extra", "who"),
+                         [({}, "anonymous"), ({"user": "u1"}, "u1"), ({"user": "u1", "user_id": "b2"}, "b2")])
 def test_billing_user_prefers_user_id_then_user(extra: dict[str, str], who: str) -> None:
     assert parse_chat_request({"model": "m", "messages": OK_MSG, **extra}).billing_user == who
 
@@ -159,7 +162,8 @@ REAL_CLIENT_SHAPES = [
                  id="image_url-as-a-string"),
     pytest.param({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,", "detail": "low"},
                                                 "cache_control": {"type": "ephemeral"}}]}, id="extra-part-fields"),
-    pytest.param({"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA==", "format": "mp3"}}]},
+    pytest.param({"role": "user",
+                  "content": [{"type": "input_audio", "input_audio": {"data": "AA==", "format": "mp3"}}]},
                  id="lotti-audio"),
     pytest.param({"role": "user", "content": [{"type": "file", "file": {"file_data": "data:application/pdf;base64,AA==",
                                                                           "filename": "a.pdf"}}]}, id="file"),

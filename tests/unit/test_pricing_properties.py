@@ -85,7 +85,8 @@ def test_cost_is_exact_sum_of_parts(price: ModelPrice, plain: int, cached: int, 
     which=st.integers(0, 3),
     more=st.integers(1, 1_000_000),
 )
-def test_cost_never_falls_when_any_token_count_grows(price: ModelPrice, base: tuple[int, int, int, int], which: int, more: int) -> None:
+def test_cost_never_falls_when_any_token_count_grows(price: ModelPrice, base: tuple[int, int, int, int], which: int,
+                                                     more: int) -> None:
     """Plain input, cached input, audio input and output are disjoint counts (Gemini folds the first
     three into promptTokenCount); one more token of any kind never lowers the bill."""
 
@@ -139,7 +140,8 @@ def test_every_mapped_model_has_a_real_price() -> None:
 
 def test_override_file_replaces_models_and_fallback(tmp_path) -> None:
     override = tmp_path / "prices.toml"
-    override.write_text('[fallback]\ninput = "1"\noutput = "1"\n[models."gemini-2.5-pro"]\ninput = "0.25"\noutput = "0.50"\n')
+    override.write_text('[fallback]\ninput = "1"\noutput = "1"\n'
+                        '[models."gemini-2.5-pro"]\ninput = "0.25"\noutput = "0.50"\n')
     table = load_price_table(override)
     assert table.price_for("gemini-2.5-pro")[0].cost(1000, 1000) == Decimal("0.00075")
     assert table.price_for("gemini-2.5-flash")[0].input == Decimal("0.30")  # untouched

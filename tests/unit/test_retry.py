@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aiproxy.providers.retry import (RetryPolicy, fallbacks_from_toml, merge_fallbacks, model_chain, parse_fallbacks,
-                           parse_retry_after, upstream_retry_after)
+from aiproxy.providers.retry import (
+    RetryPolicy,
+    fallbacks_from_toml,
+    merge_fallbacks,
+    model_chain,
+    parse_fallbacks,
+    parse_retry_after,
+    upstream_retry_after,
+)
 
 POLICY = RetryPolicy(retries=3, base_delay=0.5, max_delay=4.0, deadline=30.0)
 
@@ -29,7 +36,7 @@ def test_delay(attempt: int, retry_after: float | None, rand: float, expected: f
     assert POLICY.delay(attempt, retry_after, rand=lambda: rand) == expected
 
 
-NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -132,7 +132,7 @@ def test_pdf_file_part_as_bare_base64_is_accepted() -> None:
 
 
 def test_markdown_file_is_sent_as_text_markdown() -> None:
-    part = {"type": "file", "file": {"file_data": b64("# Notes\nhi".encode()), "filename": "notes.md"}}
+    part = {"type": "file", "file": {"file_data": b64(b"# Notes\nhi"), "filename": "notes.md"}}
     assert translate_parts(part)[0]["inlineData"]["mimeType"] == "text/markdown"
 
 

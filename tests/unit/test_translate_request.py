@@ -29,7 +29,8 @@ CONVERSATIONS = [
     pytest.param(
         [{"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Answer in German."},
          user("Hi"), {"role": "system", "content": "Never swear."}],
-        {"systemInstruction": {"parts": [{"text": "Be brief."}, {"text": "Answer in German."}, {"text": "Never swear."}]},
+        {"systemInstruction": {"parts": [{"text": "Be brief."}, {"text": "Answer in German."},
+                                         {"text": "Never swear."}]},
          "contents": [{"role": "user", "parts": [{"text": "Hi"}]}]},
         id="system-and-developer-in-order",
     ),

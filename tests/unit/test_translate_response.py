@@ -42,7 +42,8 @@ def gchunk(*cands: dict[str, Any], usage: dict[str, Any] | None = None) -> dict[
     return chunk
 
 
-def choice(delta: dict[str, Any], finish: str | None = None, index: int = 0, native: str | None = None) -> dict[str, Any]:
+def choice(delta: dict[str, Any], finish: str | None = None, index: int = 0,
+           native: str | None = None) -> dict[str, Any]:
     c: dict[str, Any] = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
     if native:
         c["native_finish_reason"] = native
@@ -78,7 +79,8 @@ def test_include_usage_adds_null_usage_everywhere_and_a_last_chunk_without_choic
 
 def test_usage_is_taken_from_the_last_usage_metadata() -> None:
     early = {"promptTokenCount": 3, "totalTokenCount": 3}
-    out = translate([gchunk(cand({"text": "a"}), usage=early), gchunk(cand({"text": "b"}, finish="STOP"), usage=USAGE_META)])
+    out = translate([gchunk(cand({"text": "a"}), usage=early),
+                     gchunk(cand({"text": "b"}, finish="STOP"), usage=USAGE_META)])
     assert out[-1]["usage"] == USAGE
 
 
@@ -119,7 +121,8 @@ def test_text_before_a_safety_stop_is_kept() -> None:
 
 
 def test_blocked_prompt_answers_as_content_filter_with_the_native_reason() -> None:
-    blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}}
+    blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+               "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}}
     out = translate([blocked])
     assert out == [{**HEAD, "choices": [choice({"role": "assistant"}, "content_filter", native="PROHIBITED_CONTENT")],
                     "usage": {**USAGE, "prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}}]
@@ -165,7 +168,8 @@ def test_function_call_cut_by_max_tokens_stays_length() -> None:
 
 
 def test_custom_tool_call_id_function_is_used() -> None:
-    out = translate([gchunk(cand(CALL_A, finish="STOP"))], tool_call_id=lambda part, fc, seq, cid: f"x{seq}-{fc['name']}")
+    out = translate([gchunk(cand(CALL_A, finish="STOP"))],
+                    tool_call_id=lambda part, fc, seq, cid: f"x{seq}-{fc['name']}")
     assert out[0]["choices"][0]["delta"]["tool_calls"][0]["id"] == "x0-get_weather"
 
 
@@ -209,16 +213,19 @@ def test_think_tag_is_closed_when_the_stream_ends_thinking() -> None:
 def test_n_candidates_each_get_role_finish_and_usage_on_the_last() -> None:
     out = translate([
         gchunk(cand({"text": "A"}, index=0), cand({"text": "B"}, index=1)),
-        gchunk(cand({"text": "a"}, finish="STOP", index=0), cand({"text": "b"}, finish="MAX_TOKENS", index=1), usage=USAGE_META),
+        gchunk(cand({"text": "a"}, finish="STOP", index=0), cand({"text": "b"}, finish="MAX_TOKENS", index=1),
+               usage=USAGE_META),
     ])
     assert [(c["choices"][0]["index"], c["choices"][0]["delta"]) for c in out[:4]] == [
         (0, {"role": "assistant", "content": "A"}), (1, {"role": "assistant", "content": "B"}),
         (0, {"content": "a"}), (1, {"content": "b"}),
     ]
-    assert [(c["choices"][0]["index"], c["choices"][0]["finish_reason"]) for c in out[4:]] == [(0, "stop"), (1, "length")]
+    finishes = [(c["choices"][0]["index"], c["choices"][0]["finish_reason"]) for c in out[4:]]
+    assert finishes == [(0, "stop"), (1, "length")]
     assert "usage" not in out[4] and out[5]["usage"] == USAGE
     body = fold(out)
-    assert [(c["message"]["content"], c["finish_reason"]) for c in body["choices"]] == [("Aa", "stop"), ("Bb", "length")]
+    folded = [(c["message"]["content"], c["finish_reason"]) for c in body["choices"]]
+    assert folded == [("Aa", "stop"), ("Bb", "length")]
 
 
 def test_fold_golden_text() -> None:

@@ -134,8 +134,10 @@ def test_logprobs_in_a_chunk_without_text_are_not_lost() -> None:
 
 def test_folded_message_concatenates_logprobs_of_all_deltas() -> None:
     t, folder = translator(), ChunkFolder()
-    half = {"chosenCandidates": GEMINI_LOGPROBS["chosenCandidates"][:1], "topCandidates": GEMINI_LOGPROBS["topCandidates"][:1]}
-    rest = {"chosenCandidates": GEMINI_LOGPROBS["chosenCandidates"][1:], "topCandidates": GEMINI_LOGPROBS["topCandidates"][1:]}
+    half = {"chosenCandidates": GEMINI_LOGPROBS["chosenCandidates"][:1],
+            "topCandidates": GEMINI_LOGPROBS["topCandidates"][:1]}
+    rest = {"chosenCandidates": GEMINI_LOGPROBS["chosenCandidates"][1:],
+            "topCandidates": GEMINI_LOGPROBS["topCandidates"][1:]}
     for chunk in ({"candidates": [{"index": 0, "content": {"parts": [{"text": "Hé"}]}, "logprobsResult": half}]},
                   {"candidates": [{"index": 0, "content": {"parts": [{"text": " yo"}]}, "logprobsResult": rest,
                                    "finishReason": "STOP"}]}):
@@ -150,7 +152,8 @@ def test_folded_message_concatenates_logprobs_of_all_deltas() -> None:
 
 def test_folded_message_without_logprobs_keeps_null() -> None:
     t, folder = translator(), ChunkFolder()
-    for c in t.feed({"candidates": [{"index": 0, "content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"}]}) + t.finish():
+    for c in t.feed({"candidates": [{"index": 0, "content": {"parts": [{"text": "x"}]},
+                                     "finishReason": "STOP"}]}) + t.finish():
         folder.add(c)
     assert folder.result()["choices"][0]["logprobs"] is None
 

@@ -51,7 +51,8 @@ def test_lotti_schema_with_additional_properties_false_goes_as_json_schema() -> 
 
 SANITIZE_CASES = [
     pytest.param(
-        {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "integer", "title": "A"}},
+        {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}},
+         "$defs": {"A": {"type": "integer", "title": "A"}},
          "additionalProperties": False},
         {"type": "object", "properties": {"a": {"type": "integer", "title": "A"}}},
         id="refs-inlined-and-additionalProperties-dropped",
@@ -102,7 +103,8 @@ def test_tool_choice(choice: Any, expected: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("choice", "param"), [({"type": "function", "function": {"name": "nope"}}, "tool_choice"),
                                                 ("sometimes", "tool_choice"), ({"type": "x"}, "tool_choice.type"),
-                                                ({"type": "function", "function": {"name": 5}}, "tool_choice.function.name")])
+                                                ({"type": "function", "function": {"name": 5}},
+                                                 "tool_choice.function.name")])
 def test_bad_tool_choice_is_400_naming_it(choice: Any, param: str) -> None:
     with pytest.raises(ProxyError) as info:
         gemini(tools=[WEATHER], tool_choice=choice)
@@ -200,7 +202,8 @@ def test_thoughts_requested_only_when_the_client_can_receive_them() -> None:
     assert gemini(reasoning_effort="none")["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
     req = parse_chat_request({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     req._think_tags = True
-    assert build_gemini_request(req, "gemini-2.5-flash")["generationConfig"]["thinkingConfig"] == {"includeThoughts": True}
+    thinking = build_gemini_request(req, "gemini-2.5-flash")["generationConfig"]["thinkingConfig"]
+    assert thinking == {"includeThoughts": True}
 
 
 def test_unknown_reasoning_effort_is_400() -> None:
@@ -229,7 +232,8 @@ def test_parallel_calls_get_their_own_index_and_id_and_the_signature() -> None:
     assert calls[0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
     assert calls[1]["function"]["arguments"] == "{}"  # never empty: clients json-decode it
     # STOP arrives in a later, empty chunk: still tool_calls.
-    t.feed({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]})
+    t.feed({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP",
+                            "index": 0}]})
     [final] = t.finish()
     assert final["choices"][0]["finish_reason"] == "tool_calls"
 

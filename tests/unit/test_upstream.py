@@ -37,7 +37,8 @@ MAPPING = [
     pytest.param(429, google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), 429, "rate_limit_error",
                  "rate_limit_exceeded", id="429"),
     pytest.param(500, google_error(500, "INTERNAL", "boom"), 502, "api_error", "upstream_error", id="500-becomes-502"),
-    pytest.param(503, google_error(503, "UNAVAILABLE", "overloaded"), 503, "api_error", "upstream_unavailable", id="503"),
+    pytest.param(503, google_error(503, "UNAVAILABLE", "overloaded"), 503, "api_error", "upstream_unavailable",
+                 id="503"),
     pytest.param(504, google_error(504, "DEADLINE_EXCEEDED", "slow"), 504, "api_error", "upstream_timeout", id="504"),
     pytest.param(502, {}, 502, "api_error", "upstream_error", id="502-without-body"),
 ]
@@ -57,8 +58,10 @@ def test_404_names_the_model_param() -> None:
 
 @pytest.mark.parametrize(("headers", "details", "expected"), [
     pytest.param({"Retry-After": "17"}, None, "17", id="header"),
-    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "31s"}], "31", id="retry-info"),
-    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.2s"}], "1", id="at-least-1"),
+    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "31s"}], "31",
+                 id="retry-info"),
+    pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.2s"}], "1",
+                 id="at-least-1"),
     pytest.param({"Retry-After": "5"}, [{"retryDelay": "31s"}], "5", id="header-wins"),
     pytest.param({}, [{"@type": "type.googleapis.com/google.rpc.QuotaFailure"}], None, id="unknown"),
 ])
@@ -162,7 +165,8 @@ async def test_events_split_across_reads_long_lines_and_no_final_newline_arrive_
 
 @pytest.mark.parametrize(("body", "status"), [
     pytest.param(b"data: {not json\n\n", 502, id="malformed"),
-    pytest.param(sse({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}), 503, id="error-event-503"),
+    pytest.param(sse({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}), 503,
+                 id="error-event-503"),
     pytest.param(sse({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}), 502, id="error-event-500"),
 ])
 async def test_broken_streams_raise_upstream_stream_error(canned: Any, body: bytes, status: int) -> None:
@@ -177,7 +181,8 @@ async def test_broken_streams_raise_upstream_stream_error(canned: Any, body: byt
 
 async def test_http_error_before_the_stream_is_mapped(canned: Any) -> None:
     server, client = canned
-    server.answers[STREAM_PATH] = error_response(429, google_error(429, "RESOURCE_EXHAUSTED", "quota"), {"Retry-After": "9"})
+    server.answers[STREAM_PATH] = error_response(429, google_error(429, "RESOURCE_EXHAUSTED", "quota"),
+                                                 {"Retry-After": "9"})
     with pytest.raises(ProxyError) as info:
         await client.stream_generate("gemini-2.5-pro", b"{}")
     assert (info.value.status, info.value.headers) == (429, {"Retry-After": "9"})
