@@ -17,12 +17,12 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.appkeys import (
+    ADMISSION_KEY,
     CHAT_REQUEST_KEY,
     CLIENT_REQUEST_ID_KEY,
     METERING_KEY,
     METER_KEY,
     MODELS_KEY,
-    PREFLIGHT_KEY,
     REQUEST_ID_KEY,
     SETTINGS_KEY,
     UPSTREAM_KEY,
@@ -32,7 +32,6 @@ from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
-from aiproxy.media.fetch import prepare_media
 from aiproxy.openai.types import ChatRequest, parse_chat_request
 from aiproxy.providers.gemini.request import build_gemini_request
 from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
@@ -96,10 +95,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         prompt_estimate=estimate_prompt_tokens(req),  # remote images at a default until fetched
     )
     request[CHAT_REQUEST_KEY] = req
-    # Limits, budgets and credits first: a refused client must not make the proxy fetch images.
-    for check in app[PREFLIGHT_KEY]:
-        await check(request, metering, req.output_limit)
-    await prepare_media(request, req)  # remote images inlined, media size limit (413)
+    # Identity, limits, budgets, credits, then remote images inlined (the order: app.py).
+    await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
     body = build_gemini_request(req, upstream_model)
 

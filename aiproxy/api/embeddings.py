@@ -25,7 +25,8 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, PREFLIGHT_KEY, REQUEST_ID_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import (ADMISSION_KEY, CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, REQUEST_ID_KEY,
+                             UPSTREAM_KEY)
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
@@ -93,8 +94,7 @@ async def embeddings(request: web.Request) -> web.Response:
     m = Metering(request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY), user=user,
                  requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars,
                  prompt_estimate=estimate_text_tokens(chars))
-    for check in app[PREFLIGHT_KEY]:
-        await check(request, m, 0)
+    await app[ADMISSION_KEY].admit(request, m, 0)
 
     upstream = app[UPSTREAM_KEY]
     done: list[str] = []  # texts of the slices Gemini embedded (and will bill)

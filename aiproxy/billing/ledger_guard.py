@@ -181,5 +181,3 @@ class LedgerGuard:
 def _describe(reason: object) -> str:
     return f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
 
-
-LEDGER_GUARD_KEY: web.AppKey[LedgerGuard] = web.AppKey("ledger_guard", LedgerGuard)

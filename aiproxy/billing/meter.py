@@ -57,11 +57,18 @@ def apply_usage(m: Metering, meta: dict[str, Any] | None, complete: bool) -> Non
     m.reported = False
 
 
+UsageHook = Callable[[UsageRecord], "Awaitable[None] | None"]
+
+
 class Meter:
-    def __init__(self, prices: PriceTable, sinks: list[UsageSink] | None = None) -> None:
+    """`finish` logs the billing line, then hands the row to each sink (shielded, a failing one
+    logged and skipped), then calls each hook, in list order."""
+
+    def __init__(self, prices: PriceTable, sinks: list[UsageSink] | None = None,
+                 hooks: list[UsageHook] | None = None) -> None:
         self.prices = prices
         self.sinks: list[UsageSink] = sinks or []
-        self.hooks: list[Callable[[UsageRecord], Awaitable[None] | None]] = []
+        self.hooks: list[UsageHook] = hooks or []
 
     def to_record(self, m: Metering) -> UsageRecord:
         price, fallback = self.prices.price_for(m.upstream_model)

@@ -87,8 +87,6 @@ class Reservations:
         return end_reservations
 
 
-RESERVATIONS_KEY: web.AppKey[Reservations] = web.AppKey("reservations", Reservations)
-
 
 async def _end_all(holds: list[Hold], end: Callable[[Hold], Awaitable[None]]) -> None:
     for hold in holds:

@@ -1,48 +1,91 @@
-"""Plugs the ledger and the credits service into the app, so app.py needs one call.
+"""build_billing(settings, prices, reservations) -> Billing: the ledger and the credits service.
 
-- the ledger is the meter's sink, behind its guard: a row is committed (or, while the ledger
-  fails, fsynced in the local spool) before the response's last byte;
-- it opens at startup (then the spool left by an earlier run is replayed) and, at cleanup
-  (graceful shutdown), commits whatever is still pending;
-- with LEDGER_FAIL_POLICY=closed, requests are refused with 503 while the ledger is down;
-- with CREDITS_SERVICE_URL and CREDITS_SERVICE_API_KEY set: the worst case is reserved against
-  the balance before Gemini is called, every priced row enqueues its charge in the same
-  transaction, and the outbox worker sends the charges in the background (and resumes pending
-  ones at start).
+- the ledger sits behind its guard (`Billing.ledger_guard`, the meter's sink): a row is
+  committed (or, while the ledger fails, fsynced in the local spool) before the response's last
+  byte;
+- `lifecycle` opens it at startup (then the spool left by an earlier run is replayed) and, at
+  cleanup (graceful shutdown), commits whatever is still pending;
+- with LEDGER_FAIL_POLICY=closed, `refuse_while_ledger_down` refuses requests with 503 while the
+  ledger is down;
+- with CREDITS_SERVICE_URL and CREDITS_SERVICE_API_KEY set: `reserve_credits` reserves the
+  worst case against the balance before the upstream is called, every priced row enqueues its
+  charge in the same transaction, and the outbox worker sends the charges in the background
+  (`nudge_outbox`, a meter hook) and resumes pending ones at start.
+
+Steps and hooks for a feature that is off do nothing, so `create_app` lists them unconditionally.
+Nothing here adds itself to an app.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.appkeys import CREDITS_KEY, LEDGER_KEY, PREFLIGHT_KEY
+from aiproxy.appkeys import AdmissionStep
 from aiproxy.billing.credits import CreditGate, CreditsClient, reserve_credits
 from aiproxy.billing.credits_outbox import OutboxWorker
-from aiproxy.billing.ledger import open_ledger
-from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY, LedgerGuard
-from aiproxy.billing.meter import Meter
-from aiproxy.billing.record import UsageRecord
-from aiproxy.billing.reservations import RESERVATIONS_KEY
+from aiproxy.billing.ledger import Ledger, open_ledger
+from aiproxy.billing.ledger_guard import LedgerGuard
+from aiproxy.billing.pricing import PriceTable
+from aiproxy.billing.record import Metering, UsageRecord
+from aiproxy.billing.reservations import Reservations
 from aiproxy.billing.spool import Spool
 from aiproxy.config import Settings
 
 log = logging.getLogger("aiproxy.billing")
 
 
-def install_billing(app: web.Application, settings: Settings, meter: Meter) -> None:
+@dataclass
+class Billing:
+    settings: Settings
+    ledger: Ledger
+    ledger_guard: LedgerGuard
+    credits: CreditGate | None = None  # None: no credits service configured
+    credits_client: CreditsClient | None = None
+    outbox: OutboxWorker | None = None
+    _reserve_credits: AdmissionStep | None = None  # credits.reserve_credits, when credits are on
+
+    # -- admission steps -----------------------------------------------------------------------
+    async def refuse_while_ledger_down(self, request: web.Request, metering: Metering, max_out: int | None) -> None:
+        """LEDGER_FAIL_POLICY=closed: 503 before any upstream call while usage cannot be recorded."""
+        if self.settings.ledger_fail_policy == "closed":
+            await self.ledger_guard.refuse_while_down(request, metering, max_out)
+
+    async def reserve_credits(self, request: web.Request, metering: Metering, max_out: int | None) -> None:
+        """The worst case reserved against the user's credits balance (402 when it is short)."""
+        if self._reserve_credits is not None:
+            await self._reserve_credits(request, metering, max_out)
+
+    # -- the meter hook ------------------------------------------------------------------------
+    def nudge_outbox(self, rec: UsageRecord) -> None:
+        """A priced row enqueued its charge: wake the outbox worker to send it now."""
+        if self.outbox is not None and rec.cost_usd > 0:  # the request's CreditHold lowered the cached balance
+            self.outbox.nudge()
+
+    # -- cleanup_ctx ---------------------------------------------------------------------------
+    async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
+        await self.ledger.open()
+        log.info("usage ledger open: %s", _redact(self.settings.usage_db_url))
+        await self.ledger_guard.start()
+        if self.outbox is not None:
+            self.outbox.start()
+        yield
+        if self.outbox is not None:
+            await self.outbox.stop()
+        await self.ledger_guard.stop()
+        await self.ledger.close()  # commits rows still pending: nothing metered is dropped on shutdown
+        if self.credits_client is not None:
+            await self.credits_client.close()
+
+
+def build_billing(settings: Settings, prices: PriceTable, reservations: Reservations) -> Billing:
+    """Credits holds are filed in `reservations`, priced with `prices`."""
     ledger = open_ledger(settings.usage_db_url, outbox=settings.credits_enabled)
-    app[LEDGER_KEY] = ledger
     guard = LedgerGuard(ledger, Spool(settings.spool_dir), policy=settings.ledger_fail_policy)
-    app[LEDGER_GUARD_KEY] = guard
-    meter.sinks.append(guard)
-    if settings.ledger_fail_policy == "closed":
-        app[PREFLIGHT_KEY].append(guard.refuse_while_down)  # before credits, limits and budgets
-    app[CREDITS_KEY] = None
-    worker: OutboxWorker | None = None
-    client: CreditsClient | None = None
+    billing = Billing(settings, ledger, guard)
     if settings.credits_enabled:
         assert settings.credits_service_url and settings.credits_service_api_key
         client = CreditsClient(
@@ -51,32 +94,10 @@ def install_billing(app: web.Application, settings: Settings, meter: Meter) -> N
             timeout=settings.credits_timeout,
         )
         gate = CreditGate(client, ttl=settings.credits_balance_ttl, fail_policy=settings.credits_fail_policy)
-        worker = OutboxWorker(ledger, client, max_delay=settings.credits_retry_max_delay)
-        app[CREDITS_KEY] = gate
-        app[PREFLIGHT_KEY].append(reserve_credits(gate, meter.prices, settings.credits_preflight_max_tokens,
-                                                  app[RESERVATIONS_KEY]))
-
-        def after_record(rec: UsageRecord, worker: OutboxWorker = worker) -> None:
-            if rec.cost_usd > 0:  # the request's CreditHold lowered the cached balance
-                worker.nudge()
-
-        meter.hooks.append(after_record)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await ledger.open()
-        log.info("usage ledger open: %s", _redact(settings.usage_db_url))
-        await guard.start()
-        if worker is not None:
-            worker.start()
-        yield
-        if worker is not None:
-            await worker.stop()
-        await guard.stop()
-        await ledger.close()  # commits rows still pending: nothing metered is dropped on shutdown
-        if client is not None:
-            await client.close()
-
-    app.cleanup_ctx.append(lifecycle)
+        billing.credits, billing.credits_client = gate, client
+        billing.outbox = OutboxWorker(ledger, client, max_delay=settings.credits_retry_max_delay)
+        billing._reserve_credits = reserve_credits(gate, prices, settings.credits_preflight_max_tokens, reservations)
+    return billing
 
 
 def _redact(url: str) -> str:

@@ -28,6 +28,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from aiproxy.appkeys import CHAT_REQUEST_KEY
+from aiproxy.billing.record import Metering
 from aiproxy.config import Settings
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.openai.types import ChatRequest
@@ -131,6 +133,13 @@ class RemoteImageFetcher:
         await self.start()
         yield
         await self.close()
+
+    async def fetch_remote_media(self, request: web.Request, metering: Metering, max_out: int | None) -> None:
+        """Admission step (the last one: no refused client makes the proxy fetch): a chat request's
+        media size limit (413) and its remote images inlined; other endpoints carry no media."""
+        req: ChatRequest | None = request.get(CHAT_REQUEST_KEY)
+        if req is not None:
+            await inline_remote_images(req, self, self.max_bytes)
 
     async def _check(self, url: str, param: str) -> tuple[str, list[str]]:
         parts = urlsplit(url)
@@ -283,20 +292,10 @@ def too_many_remote(cap: int, count: int, param: str) -> ProxyError:
                        "send the others inline as data URLs.", param=param, code="too_many_remote_media")
 
 
-MEDIA_FETCHER_KEY: web.AppKey[RemoteImageFetcher] = web.AppKey("media_fetcher")
-
-
-def setup_media(app: web.Application, settings: Settings) -> None:
-    fetcher = RemoteImageFetcher(
+def build_media_fetcher(settings: Settings) -> RemoteImageFetcher:
+    """The app's fetcher (MAX_MEDIA_BYTES, MEDIA_FETCH_*, MAX_REMOTE_MEDIA); its session lives in cleanup_ctx."""
+    return RemoteImageFetcher(
         max_bytes=settings.max_media_bytes, timeout=settings.media_fetch_timeout,
         max_remote=settings.max_remote_media, concurrency=settings.media_fetch_concurrency,
         allow_private=settings.media_fetch_allow_private,
     )
-    app[MEDIA_FETCHER_KEY] = fetcher
-    app.cleanup_ctx.append(fetcher.lifecycle)
-
-
-async def prepare_media(request: web.Request, req: ChatRequest) -> None:
-    """The chat handler's one call: size limit and remote images, before translation."""
-    fetcher = request.app[MEDIA_FETCHER_KEY]
-    await inline_remote_images(req, fetcher, fetcher.max_bytes)

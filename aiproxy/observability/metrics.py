@@ -13,13 +13,13 @@ import asyncio
 import contextvars
 import os
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                disable_created_metrics, generate_latest, multiprocess)
 
-from aiproxy.appkeys import METERING_KEY
+from aiproxy.appkeys import METERING_KEY, QUEUE_PROBE_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, UsageRecord
 from aiproxy.providers.gemini.client import UpstreamEvents
 
@@ -202,11 +202,6 @@ def metrics_middleware(access_log: AccessLog | None, label: ModelLabels) -> Any:
     return middleware
 
 
-# Called at scrape time: returns (ledger queue depth, outbox pending), None where unknown.
-Probe = Callable[[], Awaitable["tuple[int | None, int | None]"]]
-QUEUE_PROBE_KEY: web.AppKey[list[Probe]] = web.AppKey("queue_probe", list)
-
-
 async def metrics_handler(request: web.Request) -> web.Response:
     for probe in request.app[QUEUE_PROBE_KEY]:
         try:
@@ -225,8 +220,3 @@ async def metrics_handler(request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-
-def setup_metrics(app: web.Application, access_log: AccessLog | None, label: ModelLabels) -> None:
-    app.middlewares.insert(0, metrics_middleware(access_log, label))
-    app[QUEUE_PROBE_KEY] = []
-    app.router.add_get("/metrics", metrics_handler)

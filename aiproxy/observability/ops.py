@@ -1,24 +1,29 @@
-"""setup_ops(app, settings): retries and fallbacks, readiness and lifecycle, metrics, JSON access log.
-
-One entry point so `create_app` needs one line for all of issue 7's wiring.
+"""Builders for the operational pieces `create_app` wires in: retries and fallbacks of the upstream
+client, metric labels, the JSON access log, the X-Upstream-Model header, and what /health/ready
+and /metrics read about the ledger and Redis. Nothing here adds itself to an app.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, MODELS_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import METERING_KEY, READY_CHECKS_KEY, QueueProbe
 from aiproxy.billing.ledger import PENDING
-from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY
+from aiproxy.billing.pricing import PriceTable
+from aiproxy.billing.wiring import Billing
 from aiproxy.config import Settings
-from aiproxy.server.lifecycle import READY_CHECKS_KEY, READY_DETAILS_KEY, setup_lifecycle
-from aiproxy.observability.metrics import LEDGER_SPOOL, QUEUE_PROBE_KEY, MetricsEvents, ModelLabels, observe_record, setup_metrics
-from aiproxy.providers.modelmap import DEFAULT_MODELS_FILE
-from aiproxy.providers.retry import RetryPolicy, chains_text, fallbacks_from_toml, merge_fallbacks, parse_fallbacks
+from aiproxy.observability.metrics import LEDGER_SPOOL, AccessLog, ModelLabels
+from aiproxy.providers.modelmap import DEFAULT_MODELS_FILE, ModelMap
+from aiproxy.providers.retry import (
+    RetryPolicy,
+    chains_text,
+    fallbacks_from_toml,
+    merge_fallbacks,
+    parse_fallbacks,
+)
 
 log = logging.getLogger("aiproxy")
 
@@ -26,12 +31,16 @@ UPSTREAM_MODEL_HEADER = "X-Upstream-Model"
 
 
 def load_fallbacks(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """Shipped models file, then the operator's MODELS_FILE, then MODEL_FALLBACKS (later wins)."""
+    """Shipped models file, then the operator's MODELS_FILE, then MODEL_FALLBACKS (later wins);
+    each chain is logged once."""
     sources = [fallbacks_from_toml(DEFAULT_MODELS_FILE)]
     if settings.models_file is not None:
         sources.append(fallbacks_from_toml(settings.models_file))
     sources.append(parse_fallbacks(settings.model_fallbacks))
-    return merge_fallbacks(*sources)
+    fallbacks = merge_fallbacks(*sources)
+    for line in chains_text(fallbacks):
+        log.info("model fallback: %s", line)
+    return fallbacks
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -46,55 +55,37 @@ async def add_upstream_model_header(request: web.Request, response: web.StreamRe
         response.headers[UPSTREAM_MODEL_HEADER] = metering.upstream_model
 
 
-def model_labels(app: web.Application, fallbacks: dict[str, tuple[str, ...]]) -> ModelLabels:
+def model_labels(models: ModelMap, prices: PriceTable, fallbacks: dict[str, tuple[str, ...]]) -> ModelLabels:
     """Metric labels from configuration only: the model map, the price table, the fallbacks."""
     chains = {m for primary, targets in fallbacks.items() for m in (primary, *targets)}
-    return ModelLabels(app[MODELS_KEY].names() | set(app[METER_KEY].prices.models) | chains)
+    return ModelLabels(models.names() | set(prices.models) | chains)
 
 
-def setup_ops(app: web.Application, settings: Settings) -> None:
-    client = app[UPSTREAM_KEY]
-    client.retry_policy = retry_policy(settings)
-    client.fallbacks = load_fallbacks(settings)
-    labels = model_labels(app, client.fallbacks)
-    client.events = MetricsEvents(labels)
-    for line in chains_text(client.fallbacks):
-        log.info("model fallback: %s", line)
-    app.on_response_prepare.append(add_upstream_model_header)
-    app[METER_KEY].hooks.append(functools.partial(observe_record, label=labels))
-    setup_lifecycle(app)
-    access_log = None
-    if settings.log_format == "json":
-        from aiproxy.observability.jsonlog import json_access_log
+def access_log(settings: Settings) -> AccessLog | None:
+    """LOG_FORMAT=json: one structured line per request, written by the metrics middleware."""
+    if settings.log_format != "json":
+        return None
+    from aiproxy.observability.jsonlog import json_access_log
 
-        access_log = json_access_log
-    setup_metrics(app, access_log, labels)
-    _watch_dependencies(app, settings)
+    return json_access_log
 
 
-def _watch_dependencies(app: web.Application, settings: Settings) -> None:
-    """Readiness checks and queue gauges for the ledger and Redis, when the app has them."""
-    ledger = app.get(LEDGER_KEY)
-    guard = app.get(LEDGER_GUARD_KEY)
-    if ledger is not None:
-        app[READY_CHECKS_KEY]["ledger"] = guard.readiness if guard is not None else ledger.ping
-        if guard is not None:
-            app[READY_DETAILS_KEY]["spool"] = guard.details
-        commits = getattr(ledger, "_commits", None)  # both backends group-commit through GroupCommit
+def ledger_queue_probe(billing: Billing) -> QueueProbe:
+    """For /metrics: rows waiting for their commit, charges pending in the outbox, rows spooled."""
+    guard, ledger = billing.ledger_guard, billing.ledger
+    commits = getattr(ledger, "_commits", None)  # both backends group-commit through GroupCommit
 
-        async def queue_probe() -> tuple[int | None, int | None]:
-            if guard is not None:
-                LEDGER_SPOOL.set(guard.depth)
-            pending = (await ledger.charge_counts())[PENDING] if settings.credits_enabled else None
-            return (commits.depth if commits is not None else None), pending
+    async def queue_probe() -> tuple[int | None, int | None]:
+        LEDGER_SPOOL.set(guard.depth)
+        pending = (await ledger.charge_counts())[PENDING] if billing.settings.credits_enabled else None
+        return (commits.depth if commits is not None else None), pending
 
-        app[QUEUE_PROBE_KEY].append(queue_probe)
-    if settings.redis_url:
-        app.cleanup_ctx.append(_redis_ping(settings.redis_url))
+    return queue_probe
 
 
-def _redis_ping(url: str) -> Any:
-    """A small client of its own for /health/ready, so readiness never waits behind limiter traffic."""
+def redis_ping(url: str) -> Any:
+    """cleanup_ctx: a small Redis client of its own for /health/ready, so readiness never waits
+    behind limiter traffic."""
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         import redis.asyncio as aioredis
 

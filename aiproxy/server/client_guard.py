@@ -30,8 +30,6 @@ class ListenPorts:
     ops_port: int | None = None
 
 
-LISTEN_PORTS_KEY: web.AppKey[ListenPorts] = web.AppKey("listen_ports", ListenPorts)
-
 
 def _local_port(request: web.Request) -> int | None:
     transport = request.transport
@@ -70,7 +68,7 @@ def forwarded_client_middleware(clients: ForwardedClients) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         peer = request.remote or ""
-        if request.path in OPS_PATHS or not is_trusted(peer, clients.trusted):
+        if not clients.trusted or request.path in OPS_PATHS or not is_trusted(peer, clients.trusted):
             return await handler(request)
         client = forwarded_client(peer, request.headers.getall("X-Forwarded-For", ()), clients.trusted)
         if clients.in_flight[client] >= clients.cap:
@@ -86,11 +84,3 @@ def forwarded_client_middleware(clients: ForwardedClients) -> Any:
 
     return middleware
 
-
-def install_client_guards(app: web.Application, ports: ListenPorts, per_ip_cap: int,
-                          trusted: tuple[Network, ...]) -> None:
-    """Outermost middlewares (before the app is frozen): a refusal costs nothing further."""
-    app[LISTEN_PORTS_KEY] = ports
-    app.middlewares.insert(0, ops_split_middleware(ports))
-    if trusted:
-        app.middlewares.insert(1, forwarded_client_middleware(ForwardedClients(per_ip_cap, trusted)))

@@ -13,19 +13,17 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.server import sdnotify
-from aiproxy.appkeys import UPSTREAM_KEY
+from aiproxy.appkeys import LIFECYCLE_KEY, READY_CHECKS_KEY, READY_DETAILS_KEY, UPSTREAM_KEY, ReadyCheck
 
 log = logging.getLogger("aiproxy.server.lifecycle")
 
-# A check answers True (ok), False (unreachable), or a state of its own: "ok", DEGRADED (reported,
-# but this process still serves), anything else (not ready).
-ReadyCheck = Callable[[], Awaitable["bool | str"]]
+# A check (appkeys.ReadyCheck) answers True (ok), False (unreachable), or a state of its own: "ok",
+# DEGRADED (reported, but this process still serves), anything else (not ready).
 READY_CHECK_TIMEOUT = 2.0
 DEGRADED = "degraded"
 
@@ -38,12 +36,6 @@ class Lifecycle:
     def __init__(self) -> None:
         self.draining = False
 
-
-LIFECYCLE_KEY: web.AppKey[Lifecycle] = web.AppKey("lifecycle", Lifecycle)
-# Named dependency checks for /health/ready (ledger ping, Redis ping); each returns True when fine.
-READY_CHECKS_KEY: web.AppKey[dict[str, ReadyCheck]] = web.AppKey("ready_checks", dict)
-# Extra fields of the readiness body (e.g. the ledger spool's depth), by name.
-READY_DETAILS_KEY: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("ready_details", dict)
 
 
 async def _run_check(check: ReadyCheck) -> str:
@@ -75,13 +67,6 @@ async def readiness(request: web.Request) -> web.Response:
     body.update((name, detail()) for name, detail in app[READY_DETAILS_KEY].items())
     return web.Response(status=200 if status in ("ready", DEGRADED) else 503, body=jsonutil.dumps(body),
                         content_type="application/json")
-
-
-def setup_lifecycle(app: web.Application) -> None:
-    app[LIFECYCLE_KEY] = Lifecycle()
-    app[READY_CHECKS_KEY] = {}
-    app[READY_DETAILS_KEY] = {}
-    app.router.add_get("/health/ready", readiness)
 
 
 async def serve_until_signalled(app: web.Application, runner: web.AppRunner, drain_timeout: float,

@@ -11,10 +11,9 @@ import sys
 from aiohttp import web
 from pydantic import SecretStr
 
-from aiproxy.appkeys import SETTINGS_KEY
+from aiproxy.appkeys import LISTEN_PORTS_KEY, SETTINGS_KEY
 from aiproxy.config import ConfigError, Settings
 from aiproxy.http.hardening import server_limits
-from aiproxy.server.client_guard import LISTEN_PORTS_KEY, ListenPorts, install_client_guards
 from aiproxy.server.connlimit import ConnectionGate
 from aiproxy.server.lifecycle import serve_until_signalled
 from aiproxy.server.listen import ServingRunner
@@ -43,8 +42,7 @@ async def _serve(app: web.Application, host: str, port: int, *, reuse_port: bool
                  ) -> ServingRunner:
     """Start the app on the client port (behind the connection caps) and, when given, the ops port."""
     settings = app[SETTINGS_KEY]
-    ports = ListenPorts()
-    install_client_guards(app, ports, settings.max_connections_per_ip, settings.trusted_networks)
+    ports = app[LISTEN_PORTS_KEY]  # create_app's guards read the ops port from here once it is bound
     # handler_cancellation: a client that leaves cancels its handler at once, so the upstream
     # request is dropped and Gemini stops generating tokens nobody will read.
     # shutdown_timeout: how long aiohttp's graceful shutdown lets running handlers finish.

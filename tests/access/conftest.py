@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.access.keys import KeyRecord, generate_key, hash_key, new_key_id, shown_prefix
-from aiproxy.access.setup import ACCESS_KEY
+from aiproxy.appkeys import ACCESS_KEY
 from aiproxy.emulator import directive_text
 
 

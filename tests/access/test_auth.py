@@ -73,7 +73,7 @@ async def test_health_and_openapi_stay_open(proxy_factory: Any, http: aiohttp.Cl
 async def test_revoked_key_is_refused_after_the_cache_ttl(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
     from datetime import datetime
 
-    from aiproxy.access.setup import ACCESS_KEY
+    from aiproxy.appkeys import ACCESS_KEY
 
     proxy = await proxy_factory(key_cache_ttl=0)  # no caching: the revocation shows at once
     key, rec = await add_key(proxy)
@@ -89,7 +89,7 @@ async def test_revoked_key_is_refused_after_the_cache_ttl(proxy_factory: Any, ht
 
 
 async def test_cached_snapshot_means_no_store_read_per_request(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
-    from aiproxy.access.setup import ACCESS_KEY
+    from aiproxy.appkeys import ACCESS_KEY
 
     proxy = await proxy_factory(key_cache_ttl=3600)
     key, _ = await add_key(proxy)
@@ -183,7 +183,7 @@ async def test_keys_in_the_store_allow_a_public_address(emulator: Any, tmp_path:
 
 
 async def test_key_table_unreachable_keeps_the_last_snapshot(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
-    from aiproxy.access.setup import ACCESS_KEY
+    from aiproxy.appkeys import ACCESS_KEY
 
     proxy = await proxy_factory(key_cache_ttl=0)
     key, _ = await add_key(proxy)

@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from aiproxy.access.budget import period_end, period_start, periods_at
 from aiproxy.access.budget_counters import MemoryBudgetCounters, Refusal
-from aiproxy.access.setup import ACCESS_KEY
-from aiproxy.appkeys import LEDGER_KEY, METER_KEY
+from aiproxy.appkeys import ACCESS_KEY, LEDGER_KEY, METER_KEY
 from aiproxy.billing.pricing import worst_case_cost
 from aiproxy.server.serve import free_port
 from tests.access.conftest import add_key, bearer, chat_body, scripted

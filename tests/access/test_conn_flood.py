@@ -56,7 +56,7 @@ def get(path: str, *headers: str) -> bytes:
 
 
 def ops_port(runner: ServingRunner) -> int:
-    from aiproxy.server.client_guard import LISTEN_PORTS_KEY
+    from aiproxy.appkeys import LISTEN_PORTS_KEY
 
     port = runner.app[LISTEN_PORTS_KEY].ops_port
     assert port is not None

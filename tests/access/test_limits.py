@@ -9,9 +9,8 @@ import aiohttp
 import pytest
 
 from aiproxy.access.limits import Bucket, Limits, MemoryLimiter, take
-from aiproxy.access.setup import ACCESS_KEY
 from aiproxy.access.throttle import duration
-from aiproxy.appkeys import METER_KEY
+from aiproxy.appkeys import ACCESS_KEY, METER_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED
 from tests.access.conftest import add_key, bearer, chat_body, scripted
 

@@ -15,7 +15,7 @@ import pytest
 
 from aiproxy.access.limits import Limits
 from aiproxy.access.limits_redis import LimiterUnavailable, RedisLimiter
-from aiproxy.access.setup import ACCESS_KEY
+from aiproxy.appkeys import ACCESS_KEY
 from aiproxy.server.serve import free_port
 from tests.access.conftest import add_key, bearer, chat_body, delete_redis_keys
 from tests.access.test_limits import cut_stream_midway

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from aiproxy.server.lifecycle import LIFECYCLE_KEY, READY_CHECKS_KEY
+from aiproxy.appkeys import LIFECYCLE_KEY, READY_CHECKS_KEY
 from aiproxy.server.serve import free_port
 from tests.conftest import emulator_url
 from tests.integration.opshelp import chat_body, wait_streams_closed

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aiproxy import jsonutil
 from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter
 from aiproxy.observability.logsetup import TEXT_FORMAT
+from tests.conftest import emulator_url, make_settings
 from tests.integration.opshelp import chat, metric
 
 ROUTE = "/v1/chat/completions"
@@ -60,22 +61,32 @@ async def test_metrics_count_requests_tokens_cost_and_latency(proxy: TestServer,
 
 
 async def test_proxy_429_counts_as_rate_limit_rejection_but_gemini_429_does_not(
-        proxy_factory: Any, http: aiohttp.ClientSession) -> None:
-    from aiproxy.appkeys import PREFLIGHT_KEY
+        emulator: TestServer, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiproxy.app import build_parts, create_app
     from aiproxy.errors import ProxyError
 
-    proxy = await proxy_factory(upstream_retries=0)
-    before = metric("aiproxy_rate_limit_rejections_total", route=ROUTE)
-    upstream = await chat(http, str(proxy.make_url("")), error=429)
-    assert upstream.status == 429
-    assert metric("aiproxy_rate_limit_rejections_total", route=ROUTE) == before
+    limiting = False
 
-    async def limiter(request: Any, metering: Any, limit: Any) -> None:
-        raise ProxyError(429, "slow down", code="rate_limit_exceeded")
+    async def rate_limit(request: Any, metering: Any, limit: Any) -> None:
+        if limiting:
+            raise ProxyError(429, "slow down", code="rate_limit_exceeded")
 
-    proxy.app[PREFLIGHT_KEY].append(limiter)
-    assert (await chat(http, str(proxy.make_url("")))).status == 429
-    assert metric("aiproxy_rate_limit_rejections_total", route=ROUTE) - before == 1
+    settings = make_settings(emulator_url(emulator), upstream_retries=0)
+    parts = build_parts(settings)
+    monkeypatch.setattr(parts.access, "rate_limit", rate_limit)  # the app's rate-limit step, swapped
+    proxy = TestServer(create_app(settings, parts), host="127.0.0.1")
+    await proxy.start_server()
+    try:
+        before = metric("aiproxy_rate_limit_rejections_total", route=ROUTE)
+        upstream = await chat(http, str(proxy.make_url("")), error=429)
+        assert upstream.status == 429
+        assert metric("aiproxy_rate_limit_rejections_total", route=ROUTE) == before
+
+        limiting = True
+        assert (await chat(http, str(proxy.make_url("")))).status == 429
+        assert metric("aiproxy_rate_limit_rejections_total", route=ROUTE) - before == 1
+    finally:
+        await proxy.close()
 
 
 @pytest.fixture

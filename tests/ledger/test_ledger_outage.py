@@ -14,8 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.appkeys import LEDGER_KEY
-from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY
+from aiproxy.appkeys import LEDGER_GUARD_KEY, LEDGER_KEY
 from tests.conftest import recorded_requests
 from tests.ledger.faults import LedgerFault
 

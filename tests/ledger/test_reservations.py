@@ -20,9 +20,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.access.budget import period_start
-from aiproxy.access.setup import ACCESS_KEY
-from aiproxy.appkeys import LEDGER_KEY
-from aiproxy.billing.reservations import RESERVATIONS_KEY
+from aiproxy.appkeys import ACCESS_KEY, LEDGER_KEY, RESERVATIONS_KEY
 from aiproxy.emulator.credits import STATE_KEY
 from tests.access.conftest import add_key, bearer, delete_redis_keys
 from tests.ledger.conftest import PG_ROOT, drop_schema

@@ -133,7 +133,7 @@ class GeminiClient:
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
         self._session: aiohttp.ClientSession | None = None
-        # Set by setup_reliability from the settings; the defaults make one attempt only.
+        # Set by create_app from the settings; the defaults make one attempt only.
         self.retry_policy = RetryPolicy(retries=0)
         self.fallbacks: Fallbacks = {}
         self.events = UpstreamEvents()
