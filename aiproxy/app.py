@@ -13,7 +13,7 @@ from aiproxy.api.embeddings import embeddings
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
 from aiproxy.api.usage import usage_handler
-from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, SETTINGS_KEY, STATE_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import METER_KEY, MODELS_KEY, PREFLIGHT_KEY, PROVIDERS_KEY, SETTINGS_KEY, STATE_KEY
 from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import load_price_table
 from aiproxy.billing.reservations import RESERVATIONS_KEY, Reservations
@@ -24,7 +24,7 @@ from aiproxy.http.middleware import (CLIENT_ID_HEADER, SERVER_ID_HEADER, add_req
                                 request_id_middleware)
 from aiproxy.providers.modelmap import load_model_map
 from aiproxy.observability.ops import setup_ops
-from aiproxy.providers.gemini.client import GeminiClient
+from aiproxy.providers.registry import load_providers
 
 log = logging.getLogger("aiproxy")
 
@@ -42,28 +42,15 @@ def create_app(settings: Settings) -> web.Application:
     app[RESERVATIONS_KEY] = reservations
     app[PREFLIGHT_KEY] = []
     app[STATE_KEY] = {}
-    app[UPSTREAM_KEY] = GeminiClient(
-        settings.gemini_base_url,
-        settings.gemini_key or "demo",
-        connect_timeout=settings.upstream_connect_timeout,
-        first_byte_timeout=settings.upstream_timeout,
-        idle_timeout=settings.upstream_idle_timeout,
-    )
+    app[PROVIDERS_KEY] = providers = load_providers(settings, app[MODELS_KEY])
     app.on_response_prepare.append(add_request_id_header)
-    app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(providers.sessions)
     install_billing(app, settings, meter)
     setup_media(app, settings)
     _add_routes(app, settings)
     setup_access(app, settings)
     setup_ops(app, settings)
     return app
-
-
-async def _upstream_session(app: web.Application):  # type: ignore[no-untyped-def]
-    client = app[UPSTREAM_KEY]
-    await client.start()
-    yield
-    await client.close()
 
 
 def _add_routes(app: web.Application, settings: Settings) -> None:

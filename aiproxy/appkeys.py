@@ -13,14 +13,14 @@ if TYPE_CHECKING:
     from aiproxy.billing.record import Metering
     from aiproxy.config import Settings
     from aiproxy.providers.modelmap import ModelMap
-    from aiproxy.providers.gemini.client import GeminiClient
+    from aiproxy.providers.registry import Providers
 
-# A check run after validation and before Gemini is called (credits, budgets, limits); it raises
+# A check run after validation and before the upstream is called (credits, budgets, limits); it raises
 # ProxyError to refuse. Arguments: the request, its metering, the worst-case output tokens.
 Preflight = Callable[[web.Request, "Metering", "int | None"], Awaitable[None]]
 
 SETTINGS_KEY: web.AppKey["Settings"] = web.AppKey("settings")
-UPSTREAM_KEY: web.AppKey["GeminiClient"] = web.AppKey("upstream")
+PROVIDERS_KEY: web.AppKey["Providers"] = web.AppKey("providers")  # the upstreams, resolved per model name
 MODELS_KEY: web.AppKey["ModelMap"] = web.AppKey("models")
 METER_KEY: web.AppKey["Meter"] = web.AppKey("meter")
 PREFLIGHT_KEY: web.AppKey[list[Preflight]] = web.AppKey("preflight")

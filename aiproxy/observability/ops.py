@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, MODELS_KEY, UPSTREAM_KEY
+from aiproxy.appkeys import LEDGER_KEY, METERING_KEY, METER_KEY, MODELS_KEY, PROVIDERS_KEY
 from aiproxy.billing.ledger import PENDING
 from aiproxy.billing.ledger_guard import LEDGER_GUARD_KEY
 from aiproxy.config import Settings
@@ -53,12 +53,10 @@ def model_labels(app: web.Application, fallbacks: dict[str, tuple[str, ...]]) ->
 
 
 def setup_ops(app: web.Application, settings: Settings) -> None:
-    client = app[UPSTREAM_KEY]
-    client.retry_policy = retry_policy(settings)
-    client.fallbacks = load_fallbacks(settings)
-    labels = model_labels(app, client.fallbacks)
-    client.events = MetricsEvents(labels)
-    for line in chains_text(client.fallbacks):
+    fallbacks = load_fallbacks(settings)
+    labels = model_labels(app, fallbacks)
+    app[PROVIDERS_KEY].configure(retry_policy(settings), fallbacks, MetricsEvents(labels))
+    for line in chains_text(fallbacks):
         log.info("model fallback: %s", line)
     app.on_response_prepare.append(add_upstream_model_header)
     app[METER_KEY].hooks.append(functools.partial(observe_record, label=labels))
