@@ -34,13 +34,13 @@ from aiproxy.appkeys import (
     LISTEN_PORTS_KEY,
     METER_KEY,
     MODELS_KEY,
+    PROVIDERS_KEY,
     QUEUE_PROBE_KEY,
     READY_CHECKS_KEY,
     READY_DETAILS_KEY,
     RESERVATIONS_KEY,
     SETTINGS_KEY,
     STATE_KEY,
-    UPSTREAM_KEY,
     ReadyCheck,
 )
 from aiproxy.billing.meter import Meter, metering_middleware
@@ -75,8 +75,8 @@ from aiproxy.observability.ops import (
     retry_policy,
 )
 from aiproxy.openai.openapi import openapi_json
-from aiproxy.providers.gemini.client import GeminiClient
 from aiproxy.providers.modelmap import ModelMap, load_model_map
+from aiproxy.providers.registry import Providers, load_providers
 from aiproxy.server.client_guard import (
     ForwardedClients,
     ListenPorts,
@@ -97,7 +97,7 @@ class Parts:
     billing: Billing  # the ledger behind its guard, the credits service
     access: Access  # client keys, rate limits, budgets
     media: RemoteImageFetcher  # remote images, SSRF-checked
-    upstream: GeminiClient
+    providers: Providers  # the upstreams (Gemini today), resolved per model name
 
 
 def build_parts(settings: Settings) -> Parts:
@@ -110,7 +110,7 @@ def build_parts(settings: Settings) -> Parts:
     return Parts(prices, models, labels, reservations, billing,
                  access=build_access(settings, billing.ledger, reservations, prices),
                  media=build_media_fetcher(settings),
-                 upstream=_gemini_client(settings, fallbacks, labels))
+                 providers=_providers(settings, models, fallbacks, labels))
 
 
 def create_app(settings: Settings, parts: Parts | None = None) -> web.Application:
@@ -155,7 +155,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
     )
     app[SETTINGS_KEY] = settings
     app[MODELS_KEY] = p.models
-    app[UPSTREAM_KEY] = p.upstream
+    app[PROVIDERS_KEY] = p.providers
     app[METER_KEY] = meter
     app[ADMISSION_KEY] = admission
     app[RESERVATIONS_KEY] = p.reservations
@@ -201,7 +201,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
 
     # Resources that live as long as the app: started in this order, closed in reverse.
     app.cleanup_ctx.extend([
-        _upstream_session(p.upstream),
+        p.providers.sessions,  # each provider's HTTP session
         billing.lifecycle,  # ledger opened, spool replayed, outbox started; all flushed at the end
         p.media.lifecycle,  # the media fetcher's pooled session
         access.lifecycle,  # key store opened, keys loaded, the open-proxy check
@@ -211,27 +211,11 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
     return app
 
 
-def _gemini_client(settings: Settings, fallbacks: dict[str, tuple[str, ...]], labels: ModelLabels) -> GeminiClient:
-    client = GeminiClient(
-        settings.gemini_base_url,
-        settings.gemini_key or "demo",
-        connect_timeout=settings.upstream_connect_timeout,
-        first_byte_timeout=settings.upstream_timeout,
-        idle_timeout=settings.upstream_idle_timeout,
-    )
-    client.retry_policy = retry_policy(settings)
-    client.fallbacks = fallbacks
-    client.events = MetricsEvents(labels)
-    return client
-
-
-def _upstream_session(client: GeminiClient) -> Any:
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        await client.start()
-        yield
-        await client.close()
-
-    return ctx
+def _providers(settings: Settings, models: ModelMap, fallbacks: dict[str, tuple[str, ...]],
+               labels: ModelLabels) -> Providers:
+    providers = load_providers(settings, models)
+    providers.configure(retry_policy(settings), fallbacks, MetricsEvents(labels))
+    return providers
 
 
 def _cors(app: web.Application, settings: Settings) -> aiohttp_cors.CorsConfig:

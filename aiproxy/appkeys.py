@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from aiproxy.billing.record import Metering
     from aiproxy.billing.reservations import Reservations
     from aiproxy.config import Settings
-    from aiproxy.providers.gemini.client import GeminiClient
     from aiproxy.providers.modelmap import ModelMap
+    from aiproxy.providers.registry import Providers
     from aiproxy.server.client_guard import ListenPorts
     from aiproxy.server.lifecycle import Lifecycle
 
@@ -35,7 +35,7 @@ ReadyCheck = Callable[[], Awaitable["bool | str"]]
 QueueProbe = Callable[[], Awaitable["tuple[int | None, int | None]"]]
 
 SETTINGS_KEY: web.AppKey["Settings"] = web.AppKey("settings")
-UPSTREAM_KEY: web.AppKey["GeminiClient"] = web.AppKey("upstream")
+PROVIDERS_KEY: web.AppKey["Providers"] = web.AppKey("providers")  # the upstreams, resolved per model name
 MODELS_KEY: web.AppKey["ModelMap"] = web.AppKey("models")
 METER_KEY: web.AppKey["Meter"] = web.AppKey("meter")
 ADMISSION_KEY: web.AppKey["Admission"] = web.AppKey("admission")  # the ordered admission steps

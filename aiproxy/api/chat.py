@@ -1,8 +1,9 @@
-"""POST /v1/chat/completions: one pipeline for both modes.
+"""POST /v1/chat/completions: one pipeline for both modes, whatever the provider.
 
-Gemini's answer is always consumed as its SSE stream and translated chunk by chunk; with
-`stream: true` the chunks are written as they arrive, otherwise the same chunks are folded into
-one JSON body. The usage row is committed before the last byte goes out.
+The provider (resolved from the model name) always answers as a stream of OpenAI chunks; with
+`stream: true` they are written as SSE as they arrive (aiproxy.openai.sse), otherwise the same
+chunks are folded into one JSON body (aiproxy.openai.fold). The usage row is committed before
+the last byte goes out.
 """
 
 from __future__ import annotations
@@ -22,27 +23,20 @@ from aiproxy.appkeys import (
     CLIENT_REQUEST_ID_KEY,
     METERING_KEY,
     METER_KEY,
-    MODELS_KEY,
+    PROVIDERS_KEY,
     REQUEST_ID_KEY,
     SETTINGS_KEY,
-    UPSTREAM_KEY,
 )
 from aiproxy.http.hardening import JSON_BODY
 from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
+from aiproxy.openai import sse
+from aiproxy.openai.fold import ChunkFolder
+from aiproxy.openai.sse import DONE, SSE_HEADERS
 from aiproxy.openai.types import ChatRequest, parse_chat_request
-from aiproxy.providers.gemini.request import build_gemini_request
-from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
-from aiproxy.providers.gemini.client import GeminiStream, UpstreamStreamError
-
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
-DONE = b"data: [DONE]\n\n"
+from aiproxy.providers.base import Chunk, ChatOptions, ChatStream, UpstreamStreamError
 
 log = logging.getLogger("aiproxy.api")
 
@@ -63,8 +57,8 @@ async def read_json(request: web.Request) -> Any:
 
 
 def prompt_chars(req: ChatRequest) -> int:
-    """Characters of prompt text, for token estimates (rate limits, and usage when Gemini never
-    reports it). Read from the request so it is known before media are fetched."""
+    """Characters of prompt text, for token estimates (rate limits, and usage when the upstream
+    never reports it). Read from the request so it is known before media are fetched."""
     total = 0
     for msg in req.messages:
         content = msg.content
@@ -86,7 +80,7 @@ def reasoning_as_think_tags(request: web.Request) -> bool:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     req = parse_chat_request(await read_json(request))
-    upstream_model = app[MODELS_KEY].resolve_chat(req.model)
+    provider, upstream_model = app[PROVIDERS_KEY].resolve_chat(req.model)
     req._think_tags = reasoning_as_think_tags(request)
     metering = Metering(
         request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY),
@@ -98,78 +92,57 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     # Identity, limits, budgets, credits, then remote images inlined (the order: app.py).
     await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
-    body = build_gemini_request(req, upstream_model)
+    call = provider.prepare_chat(req, upstream_model, ChatOptions(
+        completion_id="chatcmpl-" + os.urandom(12).hex(), include_usage=req.include_usage,
+        think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
+    ))  # a request the provider cannot take is a 400 here, before anything is metered
 
-    # From here Gemini may have the prompt: the meter records this request however it ends,
-    # a client gone before the first byte included (billed at the prompt estimate).
+    # From here the upstream may have the prompt: the meter records this request however it
+    # ends, a client gone before the first byte included (billed at the prompt estimate).
     request[METERING_KEY] = metering
     try:
-        stream = await app[UPSTREAM_KEY].stream_generate(
-            upstream_model, jsonutil.dumps(body), body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
+        stream = await call.open()
     except ProxyError:
-        del request[METERING_KEY]  # Gemini answered with an error status: it generated nothing
+        del request[METERING_KEY]  # the upstream answered with an error status: it generated nothing
         raise
     except asyncio.CancelledError:
         metering.status = CLIENT_DISCONNECTED
         apply_usage(metering, None, complete=False)
         raise
     metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
-    translator = StreamTranslator(
-        completion_id="chatcmpl-" + os.urandom(12).hex(), created=int(time.time()), model=req.model,
-        include_usage=req.include_usage, think_tags=req._think_tags,
-        max_tool_calls=1 if req.parallel_tool_calls is False else None,
-    )
     try:
         if req.stream:
-            return await _stream(request, req, stream, translator, metering)
-        return await _buffered(request, stream, translator, metering)
+            return await _stream(request, stream, metering)
+        return await _buffered(request, stream, metering)
     except asyncio.CancelledError:
         metering.status = CLIENT_DISCONNECTED
         stream.close()
-        _settle(metering, translator, complete=False)
+        _settle(metering, stream, complete=False)
         raise
     except Exception:
         if not metering.finished:  # a proxy fault: the error middleware answers 500, the meter bills
             stream.close()
-            _settle_failure(metering, translator)
+            _settle_failure(metering, stream)
         raise
     finally:
         stream.release()
 
 
-def _settle(m: Metering, t: StreamTranslator, complete: bool) -> None:
-    m.output_chars = t.output_chars
-    apply_usage(m, t.usage_metadata, complete)
+def _settle(m: Metering, stream: ChatStream, complete: bool) -> None:
+    m.output_chars = stream.output_chars
+    apply_usage(m, stream.usage(), complete)
 
 
-def _settle_failure(m: Metering, t: StreamTranslator) -> None:
-    """After an unexpected exception: what Gemini reported so far, else the estimate; never $0/ok."""
+def _settle_failure(m: Metering, stream: ChatStream) -> None:
+    """After an unexpected exception: what the upstream reported so far, else the estimate; never $0/ok."""
     m.status = INTERNAL_ERROR
     try:
-        _settle(m, t, complete=False)
+        _settle(m, stream, complete=False)
     except Exception:  # the usage itself was what failed: fall back to the estimates
         apply_usage(m, None, complete=False)
 
 
-async def _consume(stream: GeminiStream, translator: StreamTranslator, m: Metering):  # type: ignore[no-untyped-def]
-    """Yield translated chunk lists; raise UpstreamStreamError on a broken or truncated stream."""
-    ended = False
-    async for chunk in stream:
-        out = translator.feed(chunk)
-        if out:
-            if m.first_token_at is None:
-                m.first_token_at = time.monotonic()
-            yield out
-        for cand in chunk.get("candidates") or ():
-            if cand.get("finishReason"):
-                ended = True
-        if translator.block_reason:
-            ended = True
-    if not ended:
-        raise UpstreamStreamError("Gemini's stream ended before the answer was complete.")
-
-
-def _final_status(translator: StreamTranslator, chunks: list[dict[str, Any]]) -> str:
+def _final_status(chunks: list[Chunk]) -> str:
     for chunk in chunks:
         for choice in chunk["choices"]:
             if choice.get("finish_reason") == "content_filter":
@@ -177,80 +150,78 @@ def _final_status(translator: StreamTranslator, chunks: list[dict[str, Any]]) ->
     return "ok"
 
 
-async def _stream(request: web.Request, req: ChatRequest, stream: GeminiStream,
-                  translator: StreamTranslator, m: Metering) -> web.StreamResponse:
+async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    dumps = jsonutil.dumps
+    encode = sse.encode
     try:
         await resp.prepare(request)
-        async for out in _consume(stream, translator, m):
-            if len(out) == 1:
-                await resp.write(b"data: " + dumps(out[0]) + b"\n\n")
-            else:
-                await resp.write(b"".join(b"data: " + dumps(c) + b"\n\n" for c in out))
+        async for out in stream:  # per chunk: the provider's translation, then this one write
+            if m.first_token_at is None:
+                m.first_token_at = time.monotonic()
+            await resp.write(encode(out))
     except UpstreamStreamError as exc:
         m.status = UPSTREAM_ERROR
-        _settle(m, translator, complete=False)
+        _settle(m, stream, complete=False)
         await request.app[METER_KEY].finish(m)
-        error = ProxyError(exc.status, exc.message, type="api_error", code=exc.code).body()
-        await resp.write(b"data: " + dumps(error) + b"\n\n" + DONE)
+        await resp.write(sse.error_and_done(ProxyError(exc.status, exc.message, type="api_error", code=exc.code).body()))
         await resp.write_eof()
         return resp
     except (ConnectionResetError, ConnectionError):
         m.status = CLIENT_DISCONNECTED
         stream.close()
-        _settle(m, translator, complete=False)
+        _settle(m, stream, complete=False)
         return resp
     except Exception:
         if not resp.prepared:
             raise  # nothing sent yet: the handler bills it and the client gets a 500 JSON
-        return await _end_stream_after_fault(request, resp, stream, translator, m)
+        return await _end_stream_after_fault(request, resp, stream, m)
     try:
-        final = translator.finish()
-        m.status = _final_status(translator, final)
-        _settle(m, translator, complete=True)
+        final = stream.finish()
+        m.status = _final_status(final)
+        _settle(m, stream, complete=True)
     except Exception:
-        return await _end_stream_after_fault(request, resp, stream, translator, m)
+        return await _end_stream_after_fault(request, resp, stream, m)
     await request.app[METER_KEY].finish(m)  # committed before the last byte
     # The closing chunks, [DONE] and the chunked terminator leave in one send.
-    await resp.write_eof(b"".join(b"data: " + dumps(c) + b"\n\n" for c in final) + DONE)
+    await resp.write_eof(encode(final) + DONE)
     return resp
 
 
-async def _end_stream_after_fault(request: web.Request, resp: web.StreamResponse, stream: GeminiStream,
-                                  translator: StreamTranslator, m: Metering) -> web.StreamResponse:
-    """A started stream hit a proxy fault: bill what Gemini spent, then an error event and [DONE]."""
-    log.exception("chat stream failed after Gemini started (request %s)", m.request_id)
+async def _end_stream_after_fault(request: web.Request, resp: web.StreamResponse, stream: ChatStream,
+                                  m: Metering) -> web.StreamResponse:
+    """A started stream hit a proxy fault: bill what the upstream spent, then an error event and [DONE]."""
+    log.exception("chat stream failed after the upstream started (request %s)", m.request_id)
     stream.close()
     if not m.finished:
-        _settle_failure(m, translator)
+        _settle_failure(m, stream)
         await request.app[METER_KEY].finish(m)
     error = ProxyError(500, "The server had an error while processing your request.", type="server_error",
                        code=INTERNAL_ERROR).body()
     try:
-        await resp.write(b"data: " + jsonutil.dumps(error) + b"\n\n" + DONE)
+        await resp.write(sse.error_and_done(error))
         await resp.write_eof()
     except Exception:  # the connection itself is broken: nothing more can reach the client
         pass
     return resp
 
 
-async def _buffered(request: web.Request, stream: GeminiStream, translator: StreamTranslator,
-                    m: Metering) -> web.StreamResponse:
+async def _buffered(request: web.Request, stream: ChatStream, m: Metering) -> web.StreamResponse:
     folder = ChunkFolder()
     try:
-        async for out in _consume(stream, translator, m):
+        async for out in stream:
+            if m.first_token_at is None:
+                m.first_token_at = time.monotonic()
             for chunk in out:
                 folder.add(chunk)
     except UpstreamStreamError as exc:
         m.status = UPSTREAM_ERROR
-        _settle(m, translator, complete=False)
+        _settle(m, stream, complete=False)
         await request.app[METER_KEY].finish(m)
         raise ProxyError(exc.status, exc.message, type="api_error", code=exc.code) from None
-    final = translator.finish()
+    final = stream.finish()
     for chunk in final:
         folder.add(chunk)
-    m.status = _final_status(translator, final)
-    _settle(m, translator, complete=True)
+    m.status = _final_status(final)
+    _settle(m, stream, complete=True)
     await request.app[METER_KEY].finish(m)
     return web.Response(body=jsonutil.dumps(folder.result()), content_type="application/json")

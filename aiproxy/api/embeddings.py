@@ -1,16 +1,17 @@
-"""POST /v1/embeddings: OpenAI's embeddings API on Gemini's embedContent / batchEmbedContents.
+"""POST /v1/embeddings: OpenAI's embeddings API on the provider the model name resolves to.
 
-One input → embedContent, several → batchEmbedContents (in slices Gemini accepts). Gemini's
-embed responses carry no token counts, so usage comes from the embedding model's own
-`countTokens` (gemini-embedding-001 supports it; one extra small call) and only if that fails
-is it estimated (billing.estimate: ceil(chars / 4)), flagged `"estimated": true` in `usage` and
-as unreported in the ledger. The request is metered exactly once, like chat, and billed to the
-identity every endpoint uses (`access.identity`): the preflight checks (keys, limits, budgets,
-credits) run first, and the metering is handed to the middleware as soon as Gemini has embedded a
-first slice, carrying an estimate of the slices done so far, so a client that hangs up later (or
-during the count) is still billed for them. When a later slice fails, the slices Gemini did are
-billed (counted tokens, status `upstream_error`) and the client gets the error; a proxy fault
-after Gemini's work bills the estimate with status `internal_error`, never $0.
+The provider embeds the inputs in slices (for Gemini: embedContent for one input,
+batchEmbedContents for several, aiproxy/providers/gemini/embeddings.py). Embed responses carry
+no token counts, so usage comes from the provider's own token count (Gemini's `countTokens`; one
+extra small call) and only if that fails is it estimated (billing.estimate: ceil(chars / 4)),
+flagged `"estimated": true` in `usage` and as unreported in the ledger. The request is metered
+exactly once, like chat, and billed to the identity every endpoint uses (`access.identity`): the
+preflight checks (keys, limits, budgets, credits) run first, and the metering is handed to the
+middleware as soon as the upstream has embedded a first slice, carrying an estimate of the slices
+done so far, so a client that hangs up later (or during the count) is still billed for them. When
+a later slice fails, the slices the upstream did are billed (counted tokens, status
+`upstream_error`) and the client gets the error; a proxy fault after the upstream's work bills
+the estimate with status `internal_error`, never $0.
 """
 
 from __future__ import annotations
@@ -18,22 +19,18 @@ from __future__ import annotations
 import asyncio
 import struct
 from base64 import b64encode
-from typing import Any, AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import (ADMISSION_KEY, CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, MODELS_KEY, REQUEST_ID_KEY,
-                             UPSTREAM_KEY)
+from aiproxy.appkeys import ADMISSION_KEY, CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, PROVIDERS_KEY, REQUEST_ID_KEY
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
-from aiproxy.errors import ProxyError
 from aiproxy.openai.types import parse_embeddings_request
-from aiproxy.providers.gemini.client import GeminiClient, model_path
-
-BATCH_LIMIT = 100  # requests per batchEmbedContents call
+from aiproxy.providers.base import Provider
 
 
 def encode_vector(values: list[float], fmt: str) -> list[float] | str:
@@ -43,42 +40,9 @@ def encode_vector(values: list[float], fmt: str) -> list[float] | str:
     return b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
 
 
-def _embed_request(model: str, text: str, dims: int | None) -> dict[str, Any]:
-    req: dict[str, Any] = {"model": f"models/{model}", "content": {"parts": [{"text": text}]}}
-    if dims is not None:
-        req["outputDimensionality"] = dims
-    return req
-
-
-async def embed_slices(upstream: GeminiClient, model: str, texts: list[str],
-                       dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
-    """Each upstream call's texts and vectors, in order, as Gemini answers them."""
-    if len(texts) == 1:
-        body = _embed_request(model, texts[0], dims)
-        del body["model"]
-        answer = await upstream.call_json("POST", model_path(model, "embedContent"), body)
-        yield texts, [answer["embedding"]["values"]]
-        return
-    for start in range(0, len(texts), BATCH_LIMIT):
-        chunk = texts[start:start + BATCH_LIMIT]
-        requests = [_embed_request(model, t, dims) for t in chunk]
-        answer = await upstream.call_json("POST", model_path(model, "batchEmbedContents"), {"requests": requests})
-        yield chunk, [e["values"] for e in answer["embeddings"]]
-
-
-async def count_prompt_tokens(upstream: GeminiClient, model: str, texts: list[str]) -> int | None:
-    """Gemini's own count for the inputs, or None when countTokens is unavailable."""
-    try:
-        answer = await upstream.call_json(
-            "POST", model_path(model, "countTokens"), {"contents": [{"parts": [{"text": t}]} for t in texts]})
-        return int(answer["totalTokens"])
-    except (ProxyError, KeyError, TypeError, ValueError):
-        return None
-
-
-async def measure_usage(upstream: GeminiClient, model: str, texts: list[str], m: Metering) -> None:
-    """Tokens of the texts Gemini embedded: its own count, else the flagged estimate."""
-    counted = await count_prompt_tokens(upstream, model, texts)
+async def measure_usage(provider: Provider, model: str, texts: list[str], m: Metering) -> None:
+    """Tokens of the texts the upstream embedded: its own count, else the flagged estimate."""
+    counted = await provider.count_tokens(model, texts)
     m.prompt_tokens = m.total_tokens = counted if counted is not None else estimate_text_tokens(sum(map(len, texts)))
     m.reported = counted is not None
 
@@ -88,7 +52,7 @@ async def embeddings(request: web.Request) -> web.Response:
     body = await read_json(request)
     req = parse_embeddings_request(body)  # every field type-checked: a 400 naming it otherwise
     model, texts, dims, fmt = req.model, req.texts, req.dimensions, req.format
-    upstream_model = app[MODELS_KEY].resolve_embedding(model)
+    provider, upstream_model = app[PROVIDERS_KEY].resolve_embedding(model)
     user = billing_user(body.get("user_id"), body.get("user"))
     chars = sum(len(t) for t in texts)
     m = Metering(request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY), user=user,
@@ -96,27 +60,26 @@ async def embeddings(request: web.Request) -> web.Response:
                  prompt_estimate=estimate_text_tokens(chars))
     await app[ADMISSION_KEY].admit(request, m, 0)
 
-    upstream = app[UPSTREAM_KEY]
-    done: list[str] = []  # texts of the slices Gemini embedded (and will bill)
+    done: list[str] = []  # texts of the slices the upstream embedded (and will bill)
     vectors: list[list[float]] = []
     try:
-        async for slice_texts, slice_vectors in embed_slices(upstream, upstream_model, texts, dims):
+        async for slice_texts, slice_vectors in provider.embed(upstream_model, texts, dims):
             done += slice_texts
             vectors += slice_vectors
-            # Gemini did this work: billed however the request ends from here, an estimate until counted
+            # The upstream did this work: billed however the request ends from here, an estimate until counted
             m.prompt_tokens = m.total_tokens = estimate_text_tokens(sum(map(len, done)))
             request[METERING_KEY] = m
     except asyncio.CancelledError:
         m.status = CLIENT_DISCONNECTED
         raise
     except Exception:
-        if done:  # a later slice failed: bill the ones Gemini did, then answer the error
+        if done:  # a later slice failed: bill the ones the upstream did, then answer the error
             m.status = UPSTREAM_ERROR
-            await measure_usage(upstream, upstream_model, done, m)
+            await measure_usage(provider, upstream_model, done, m)
             await app[METER_KEY].finish(m)
         raise
     try:
-        await measure_usage(upstream, upstream_model, texts, m)
+        await measure_usage(provider, upstream_model, texts, m)
         usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
         if not m.reported:
             usage["estimated"] = True

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -20,7 +20,9 @@ from aiproxy.billing.estimate import estimate_text_tokens, metering_prompt_estim
 from aiproxy.billing.estimate import estimate_text_tokens as estimate_tokens  # noqa: F401 - old name, one implementation
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
-from aiproxy.providers.gemini.usage import read_usage
+
+if TYPE_CHECKING:
+    from aiproxy.providers.base import UsageCounts
 
 log = logging.getLogger("aiproxy.billing")
 
@@ -32,23 +34,22 @@ class UsageSink(Protocol):
     async def record(self, rec: UsageRecord) -> None: ...
 
 
-def apply_usage(m: Metering, meta: dict[str, Any] | None, complete: bool) -> None:
-    """Copy Gemini's usageMetadata into the metering; estimate what a cut-off stream lacks.
+def apply_usage(m: Metering, counts: UsageCounts | None, complete: bool) -> None:
+    """Copy the provider's usage counts into the metering; estimate what a cut-off stream lacks.
 
-    Counts Gemini got wrong (negative, huge, not numbers) arrive clamped from `read_usage`; the
-    row is then flagged estimated, never trusted as reported."""
-    counts = read_usage(meta) if meta else None
+    Counts the upstream got wrong (negative, huge, not numbers) arrive clamped by the provider
+    with `problems` named; the row is then flagged estimated, never trusted as reported."""
     if counts is not None:
         m.prompt_tokens, m.completion_tokens, m.total_tokens = counts.prompt, counts.completion, counts.total
         m.reasoning_tokens, m.cached_tokens = counts.reasoning, counts.cached
         m.audio_prompt_tokens, m.cached_audio_tokens = counts.audio, counts.cached_audio
         if counts.problems:
-            log.warning("Gemini's usage for request %s had invalid counts (%s); clamped and flagged estimated",
+            log.warning("upstream usage for request %s had invalid counts (%s); clamped and flagged estimated",
                         m.request_id, ", ".join(counts.problems))
     if complete and counts is not None and not counts.problems:
         m.reported = True
         return
-    # Cut off before Gemini's final counts, or counts not to be trusted: keep what is known,
+    # Cut off before the upstream's final counts, or counts not to be trusted: keep what is known,
     # estimate the rest.
     if m.prompt_tokens == 0:
         m.prompt_tokens = metering_prompt_estimate(m)

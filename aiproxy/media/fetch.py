@@ -34,7 +34,7 @@ from aiproxy.config import Settings
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.openai.types import ChatRequest
 from aiproxy.media.public_address import is_public_address
-from aiproxy.providers.gemini.media import decoded_size, split_data_url
+from aiproxy.media.sniff import decoded_size, split_data_url
 
 Resolver = Callable[[str], Awaitable[list[str]]]  # hostname -> IP address strings
 Fetched = tuple[str | None, bytes]  # (Content-Type, body)

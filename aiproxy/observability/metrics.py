@@ -21,7 +21,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
 
 from aiproxy.appkeys import METERING_KEY, QUEUE_PROBE_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, UsageRecord
-from aiproxy.providers.gemini.client import UpstreamEvents
+from aiproxy.providers.base import UpstreamEvents
 
 disable_created_metrics()  # the *_created series only double the output; nothing here reads them
 

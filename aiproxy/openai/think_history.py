@@ -12,7 +12,7 @@ Only a block at the very start is removed: text that mentions `<think>` later is
 itself and stays, and user messages are never touched. It applies whatever the current
 request's reasoning format: a client can switch formats per request (`X-Reasoning-Format`), so
 the history may hold tags from an earlier think-tags answer. The thought signatures Gemini needs
-back travel in the tool call ids (translate/tools.py), not in this text.
+back travel in the tool call ids (aiproxy/providers/gemini/tools.py), not in this text.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.server import sdnotify
-from aiproxy.appkeys import LIFECYCLE_KEY, READY_CHECKS_KEY, READY_DETAILS_KEY, UPSTREAM_KEY, ReadyCheck
+from aiproxy.appkeys import LIFECYCLE_KEY, READY_CHECKS_KEY, READY_DETAILS_KEY, PROVIDERS_KEY, ReadyCheck
 
 log = logging.getLogger("aiproxy.server.lifecycle")
 
@@ -52,7 +52,7 @@ async def readiness(request: web.Request) -> web.Response:
     """GET /health/ready: 200 when this process can serve ("ready", or "degraded" when a check
     says it serves with a dependency down), 503 (try elsewhere) otherwise."""
     app = request.app
-    checks: dict[str, str] = {"upstream": "ok" if app[UPSTREAM_KEY].is_open else "closed"}
+    checks: dict[str, str] = {"upstream": "ok" if app[PROVIDERS_KEY].is_open else "closed"}
     extra = app[READY_CHECKS_KEY]
     if extra:
         results = await asyncio.gather(*(_run_check(c) for c in extra.values()))

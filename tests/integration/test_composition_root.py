@@ -66,7 +66,7 @@ def test_response_callbacks_and_lifecycles_are_listed_once(app: web.Application)
         "Access.add_rate_limit_headers", "add_upstream_model_header",
     ]
     assert [name(c) for c in app.cleanup_ctx] == [
-        "_upstream_session", "Billing.lifecycle", "RemoteImageFetcher.lifecycle", "Access.lifecycle", "redis_ping",
+        "Providers.sessions", "Billing.lifecycle", "RemoteImageFetcher.lifecycle", "Access.lifecycle", "redis_ping",
     ]
     routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
     assert {("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"), ("GET", "/v1/models/{model_id}"),

@@ -103,16 +103,17 @@ class _NoCountUpstream:
 
 async def test_usage_is_estimated_and_flagged_when_count_tokens_fails(proxy_factory: Any, http: Any,
                                                                        billing_lines: Any) -> None:
-    from aiproxy.appkeys import UPSTREAM_KEY
+    from aiproxy.appkeys import PROVIDERS_KEY
 
     proxy = await proxy_factory()
-    real = proxy.app[UPSTREAM_KEY]
-    proxy.app._state[UPSTREAM_KEY] = _NoCountUpstream()  # swap the upstream of a running app (test only)
+    provider, _ = proxy.app[PROVIDERS_KEY].resolve_embedding("text-embedding-3-small")
+    real = provider.client  # type: ignore[attr-defined]
+    provider.client = _NoCountUpstream()  # type: ignore[attr-defined]  # swap the upstream client (test only)
     try:
         async with http.post(proxy.make_url("/v1/embeddings"),
                              json={"model": "text-embedding-3-small", "input": "x" * 9}) as resp:
             usage = (await resp.json())["usage"]
     finally:
-        proxy.app._state[UPSTREAM_KEY] = real
+        provider.client = real  # type: ignore[attr-defined]
     assert usage == {"prompt_tokens": 3, "total_tokens": 3, "estimated": True}  # ceil(9 / 4)
     assert len(billing_lines()) == 1 and "Tokens: 3 input" in billing_lines()[0]

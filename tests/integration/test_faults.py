@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.api.chat import DONE
+from aiproxy.openai.sse import DONE
 from aiproxy.appkeys import METER_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, OK, UPSTREAM_ERROR, UsageRecord
 from tests.integration.opshelp import Answer, chat, chat_body, wait_streams_closed

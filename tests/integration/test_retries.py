@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.api.chat import DONE
+from aiproxy.openai.sse import DONE
 from aiproxy.appkeys import METER_KEY
 from aiproxy.billing.record import UsageRecord
 from aiproxy.providers.gemini.client import GeminiClient

@@ -9,7 +9,7 @@ import aiohttp
 
 from tests.access.conftest import add_key, bearer
 from tests.ledger.factories import CREDITS_API_KEY
-from tests.ledger.test_billing_in_app import chat, start_proxy, upstream  # noqa: F401 - the fixture
+from tests.ledger.test_billing_in_app import chat, start_proxy, stub_upstream  # noqa: F401 - registers the `upstream` fixture in this module
 
 
 async def test_client_over_its_rate_limit_gets_429_without_asking_the_credits_service(

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.api.chat import DONE
+from aiproxy.openai.sse import DONE
 from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR

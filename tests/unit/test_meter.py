@@ -13,6 +13,7 @@ from aiproxy.appkeys import METERING_KEY
 from aiproxy.billing.meter import Meter, apply_usage, estimate_tokens, metering_middleware
 from aiproxy.billing.pricing import parse_price_table
 from aiproxy.billing.record import Metering, UsageRecord
+from aiproxy.providers.gemini.usage import read_usage
 
 SEED_PRICES = parse_price_table('[models."seed-model"]\ninput = "0.25"\noutput = "0.50"\n')
 
@@ -39,8 +40,8 @@ def lines(caplog: pytest.LogCaptureFixture) -> Any:
 ])
 async def test_billing_line_exact(lines: Any, prompt: int, completion: int, line: str) -> None:
     m = metering()
-    apply_usage(m, {"promptTokenCount": prompt, "candidatesTokenCount": completion,
-                    "totalTokenCount": prompt + completion}, complete=True)
+    apply_usage(m, read_usage({"promptTokenCount": prompt, "candidatesTokenCount": completion,
+                               "totalTokenCount": prompt + completion}), complete=True)
     rec = await Meter(SEED_PRICES).finish(m)
     assert lines() == [line]
     assert rec is not None and not rec.estimated and not rec.price_fallback
@@ -48,8 +49,8 @@ async def test_billing_line_exact(lines: Any, prompt: int, completion: int, line
 
 async def test_thinking_tokens_are_billed_as_output(lines: Any) -> None:
     m = metering()
-    apply_usage(m, {"promptTokenCount": 100, "candidatesTokenCount": 20, "thoughtsTokenCount": 30,
-                    "totalTokenCount": 150}, complete=True)
+    apply_usage(m, read_usage({"promptTokenCount": 100, "candidatesTokenCount": 20, "thoughtsTokenCount": 30,
+                               "totalTokenCount": 150}), complete=True)
     rec = await Meter(SEED_PRICES).finish(m)
     assert rec is not None and (rec.completion_tokens, rec.reasoning_tokens) == (50, 30)
     assert "Tokens: 100 input + 50 output = 150 total | Cost: $0.00005 USD" in lines()[0]
@@ -88,14 +89,14 @@ def test_missing_usage_is_estimated_from_characters() -> None:
 
 def test_cut_off_stream_keeps_known_prompt_and_estimates_output() -> None:
     m = metering(prompt_chars=4000, output_chars=40)
-    apply_usage(m, {"promptTokenCount": 12, "totalTokenCount": 12}, complete=False)
+    apply_usage(m, read_usage({"promptTokenCount": 12, "totalTokenCount": 12}), complete=False)
     assert (m.prompt_tokens, m.completion_tokens, m.total_tokens, m.reported) == (12, 10, 22, False)
 
 
 def test_complete_usage_is_taken_verbatim() -> None:
     m = metering(prompt_chars=4000, output_chars=4000)
-    apply_usage(m, {"promptTokenCount": 3, "candidatesTokenCount": 2, "cachedContentTokenCount": 1,
-                    "totalTokenCount": 5}, complete=True)
+    apply_usage(m, read_usage({"promptTokenCount": 3, "candidatesTokenCount": 2, "cachedContentTokenCount": 1,
+                               "totalTokenCount": 5}), complete=True)
     assert (m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.reported) == (3, 2, 1, True)
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from aiproxy.billing.meter import Meter, apply_usage
 from aiproxy.billing.pricing import MILLION, ModelPrice, load_price_table
 from aiproxy.billing.record import Metering
+from aiproxy.providers.gemini.usage import read_usage
 from tests.unit.test_pricing_properties import rates_at
 
 tokens = st.integers(min_value=0, max_value=2_000_000)
@@ -81,6 +82,6 @@ def test_mixed_cached_audio_golden_on_gemini_2_5_flash() -> None:
         "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 1_000}, {"modality": "AUDIO", "tokenCount": 4_000}],
     }
     m = Metering(request_id="r", user="u", requested_model="gemini-2.5-flash", upstream_model="gemini-2.5-flash")
-    apply_usage(m, meta, complete=True)
+    apply_usage(m, read_usage(meta), complete=True)
     rec = Meter(load_price_table()).to_record(m)
     assert rec.cost_usd == Decimal("0.00458") and not rec.estimated

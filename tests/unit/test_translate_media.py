@@ -9,7 +9,7 @@ import pytest
 
 from aiproxy.errors import ProxyError
 from aiproxy.openai.types import parse_chat_request
-from aiproxy.providers.gemini.media import decoded_size, sniff_audio, sniff_file, sniff_image
+from aiproxy.media.sniff import decoded_size, sniff_audio, sniff_file, sniff_image
 from aiproxy.providers.gemini.request import build_gemini_request
 
 # Tiny but valid headers of each format (enough bytes for the magic numbers).

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
+from aiproxy.openai.fold import ChunkFolder
+from aiproxy.providers.gemini.response import StreamTranslator
 
 CID = "chatcmpl-0123456789abcdef01234567"
 HEAD = {"id": CID, "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o",

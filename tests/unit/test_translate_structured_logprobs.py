@@ -10,7 +10,8 @@ from aiproxy.errors import ProxyError
 from aiproxy.openai.types import parse_chat_request
 from aiproxy.providers.gemini.logprobs import openai_logprobs
 from aiproxy.providers.gemini.request import build_gemini_request
-from aiproxy.providers.gemini.response import ChunkFolder, StreamTranslator
+from aiproxy.openai.fold import ChunkFolder
+from aiproxy.providers.gemini.response import StreamTranslator
 
 SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",

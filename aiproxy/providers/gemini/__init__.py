@@ -1,8 +1,5 @@
-"""Pure translation between OpenAI's chat API and Gemini's generateContent (no I/O here)."""
+"""Gemini as a provider: client.py (HTTP, SSE reader, retries), request.py and response.py (the
+OpenAI <-> Gemini translation, feature modules listed in request.py), provider.py (the seam).
 
-# Feature modules register their hooks with aiproxy.providers.gemini.request on import.
-from aiproxy.providers.gemini import thinking
-from aiproxy.providers.gemini import tools  # noqa: E402,F401
-from aiproxy.providers.gemini import media  # noqa: E402,F401  registers image_url / input_audio / file parts
-from aiproxy.providers.gemini import structured  # noqa: E402,F401  registers response_format
-from aiproxy.providers.gemini import logprobs  # noqa: E402,F401  registers logprobs / top_logprobs
+Importing the package has no effect: nothing registers itself anywhere.
+"""

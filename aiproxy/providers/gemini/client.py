@@ -19,6 +19,7 @@ import aiohttp
 
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
+from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
 from aiproxy.providers.retry import FALLBACK_STATUSES, RETRY_STATUSES, Fallbacks, RetryPolicy, model_chain, upstream_retry_after
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
@@ -30,16 +31,6 @@ def model_path(model: str, method: str) -> str:
     """`models/{model}:{method}` with the model percent-quoted: even a name that slipped past
     validation stays one path segment and cannot pick another method or add a query."""
     return f"models/{quote(model, safe='')}:{method}"
-
-
-class UpstreamStreamError(Exception):
-    """The upstream stream broke after it had started (reset, bad JSON, stall, error event)."""
-
-    def __init__(self, message: str, status: int = 502, code: str = "upstream_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
 
 
 def _retry_after(body: dict[str, Any], headers: Any) -> str | None:
@@ -75,25 +66,6 @@ def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: 
     if status == 504:
         return ProxyError(504, "Gemini timed out. " + message, type="api_error", code="upstream_timeout")
     return ProxyError(502, f"Gemini failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
-
-
-class UpstreamEvents:
-    """What the client reports about its attempts; the metrics module overrides these no-ops.
-
-    Kept as plain method calls (no logging formatting, no allocation) since they run per attempt.
-    """
-
-    def latency(self, model: str, seconds: float) -> None:
-        """Time from sending a request to Gemini's status line."""
-
-    def retry(self, model: str, reason: str) -> None:
-        """Another attempt on the same model after `reason` (a status code or "connect")."""
-
-    def fallback(self, from_model: str, to_model: str, reason: str) -> None:
-        """The next model of the fallback chain is tried after `reason`."""
-
-    def failure(self, model: str, reason: str) -> None:
-        """An attempt failed before the first byte (`reason`: status code, "timeout", "connect")."""
 
 
 class _AttemptFailed(Exception):

@@ -14,10 +14,9 @@ from typing import Any, Callable
 
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.gemini.request import REQUEST_EXTENDERS
 
 
-def _extend(req: ChatRequest, _model: str, body: dict[str, Any]) -> None:
+def extend_with_logprobs(req: ChatRequest, _model: str, body: dict[str, Any]) -> None:
     if req.top_logprobs is not None and not req.logprobs:
         raise bad_request("Invalid value for 'top_logprobs': it requires `logprobs: true`.", param="top_logprobs")
     if not req.logprobs:
@@ -27,8 +26,6 @@ def _extend(req: ChatRequest, _model: str, body: dict[str, Any]) -> None:
     if req.top_logprobs:
         cfg["logprobs"] = req.top_logprobs
 
-
-REQUEST_EXTENDERS.append(_extend)
 
 
 def _entry(cand: dict[str, Any]) -> dict[str, Any]:
@@ -58,15 +55,3 @@ def attach_logprobs(out: list[dict[str, Any]], index: int, new_chunk: Callable[[
         target = new_chunk()
         out.append(target)
     target["choices"][0]["logprobs"] = openai_logprobs(result)
-
-
-def fold_logprobs(acc: dict[str, Any], choice: dict[str, Any]) -> None:
-    """ChunkFolder: collect the per-delta token lists of one choice."""
-    lp = choice.get("logprobs")
-    if lp:
-        acc.setdefault("logprobs", []).extend(lp["content"])
-
-
-def folded_logprobs(acc: dict[str, Any]) -> dict[str, Any] | None:
-    tokens = acc.get("logprobs")
-    return {"content": tokens, "refusal": None} if tokens is not None else None

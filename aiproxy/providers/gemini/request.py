@@ -10,47 +10,15 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from aiproxy.errors import bad_request
-from aiproxy.openai.types import ChatRequest, Message
 from aiproxy.openai.think_history import assistant_content_without_thoughts
-
-Part = dict[str, Any]
-PartTranslator = Callable[[dict[str, Any], str], list[Part]]
+from aiproxy.openai.types import ChatRequest, Message
+from aiproxy.providers.gemini.logprobs import extend_with_logprobs
+from aiproxy.providers.gemini.parts import Part, content_parts
+from aiproxy.providers.gemini.structured import extend_with_response_format
+from aiproxy.providers.gemini.thinking import extend_with_thinking
+from aiproxy.providers.gemini.tools import assistant_parts, extend_with_tools, tool_result_parts
 
 _ROLE = {"user": "user", "assistant": "model", "tool": "user", "function": "user"}
-
-
-def _text_part(part: dict[str, Any], param: str) -> list[Part]:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise bad_request(f"Invalid value for '{param}.text': expected a string.", param=f"{param}.text")
-    return [{"text": text}] if text else []
-
-
-def _refusal_part(part: dict[str, Any], param: str) -> list[Part]:
-    refusal = part.get("refusal")
-    return [{"text": refusal}] if isinstance(refusal, str) and refusal else []
-
-
-# Content-part type -> translator. Media types are registered by aiproxy.providers.gemini.media.
-PART_TRANSLATORS: dict[str, PartTranslator] = {"text": _text_part, "refusal": _refusal_part}
-
-
-def content_parts(content: str | list[dict[str, Any]] | None, param: str) -> list[Part]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    parts: list[Part] = []
-    for i, part in enumerate(content):
-        kind = part["type"]
-        translate = PART_TRANSLATORS.get(kind)
-        if translate is None:
-            raise bad_request(
-                f"Invalid value for '{param}[{i}].type': unsupported content part type '{kind}'.",
-                param=f"{param}[{i}].type",
-            )
-        parts.extend(translate(part, f"{param}[{i}]"))
-    return parts
 
 
 def _system_text(msg: Message, param: str) -> list[Part]:
@@ -61,9 +29,13 @@ def _system_text(msg: Message, param: str) -> list[Part]:
     return parts
 
 
-# Hooks for message kinds beyond plain text (tool calls, tool results); see translate/tools.py.
+# Message kinds beyond plain text: assistant tool calls, tool results (tools.py).
 MessageTranslator = Callable[[Message, int, dict[str, Any]], list[Part]]
-MESSAGE_TRANSLATORS: dict[str, MessageTranslator] = {}
+MESSAGE_TRANSLATORS: dict[str, MessageTranslator] = {
+    "assistant": assistant_parts,
+    "tool": tool_result_parts,
+    "function": tool_result_parts,
+}
 
 
 def build_contents(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Part]]:
@@ -121,9 +93,15 @@ def generation_config(req: ChatRequest) -> dict[str, Any]:
     return cfg
 
 
-# Hooks that add fields to the finished body (tools, thinking, response_format, ...).
+# What adds fields to the body after contents and generationConfig, in this order (each may
+# refuse the request with a 400 naming its parameter, so the order decides which error wins).
 RequestExtender = Callable[[ChatRequest, str, dict[str, Any]], None]
-REQUEST_EXTENDERS: list[RequestExtender] = []
+REQUEST_EXTENDERS: tuple[RequestExtender, ...] = (
+    extend_with_thinking,  # reasoning_effort -> thinkingConfig
+    extend_with_tools,  # tools, tool_choice -> tools, toolConfig
+    extend_with_response_format,  # response_format -> responseMimeType, response(Json)Schema
+    extend_with_logprobs,  # logprobs, top_logprobs -> responseLogprobs, logprobs
+)
 
 
 def build_gemini_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""Gemini stream chunks -> OpenAI `chat.completion.chunk` dicts, and their fold into one reply.
+"""Gemini stream chunks -> OpenAI `chat.completion.chunk` dicts.
 
 One translator serves both modes: streaming writes its chunks as SSE, buffered mode folds the
-very same chunks (`ChunkFolder`), so the two answers cannot drift apart. This is the per-chunk
+very same chunks (aiproxy.openai.fold), so the two answers cannot drift apart. This is the per-chunk
 hot path: plain dicts, no pydantic, no per-chunk allocations beyond the chunk itself.
 """
 
@@ -12,10 +12,9 @@ from typing import Any, Callable
 from aiproxy.jsonutil import dumps_str
 from aiproxy.providers.gemini.finish import openai_finish_reason
 from aiproxy.providers.gemini.tools import tool_call_id as default_tool_call_id
-from aiproxy.providers.gemini.logprobs import attach_logprobs, fold_logprobs, folded_logprobs
+from aiproxy.providers.gemini.logprobs import attach_logprobs
+from aiproxy.providers.base import Chunk
 from aiproxy.providers.gemini.usage import openai_usage
-
-Chunk = dict[str, Any]
 
 
 ToolCallIdFn = Callable[[dict[str, Any], dict[str, Any], int, str], str]
@@ -192,71 +191,3 @@ class StreamTranslator:
 
 def _json_args(args: Any) -> str:
     return dumps_str(args if args is not None else {})
-
-
-class ChunkFolder:
-    """Folds OpenAI chunks into one `chat.completion` (the buffered response)."""
-
-    __slots__ = ("_head", "_choices", "usage")
-
-    def __init__(self) -> None:
-        self._head: Chunk | None = None
-        self._choices: dict[int, dict[str, Any]] = {}
-        self.usage: dict[str, Any] | None = None
-
-    def add(self, chunk: Chunk) -> None:
-        if self._head is None:
-            self._head = chunk
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for choice in chunk["choices"]:
-            acc = self._choices.get(choice["index"])
-            if acc is None:
-                acc = self._choices[choice["index"]] = {"content": [], "reasoning": [], "calls": {}, "finish": None, "native": None}
-            delta = choice["delta"]
-            if "content" in delta:
-                acc["content"].append(delta["content"])
-            if "reasoning_content" in delta:
-                acc["reasoning"].append(delta["reasoning_content"])
-            for call in delta.get("tool_calls") or ():
-                prev = acc["calls"].get(call["index"])
-                if prev is None:
-                    acc["calls"][call["index"]] = prev = {"id": call["id"], "type": "function",
-                                                          "function": dict(call["function"])}
-                    if "extra_content" in call:
-                        prev["extra_content"] = call["extra_content"]
-                else:
-                    prev["function"]["arguments"] += call["function"].get("arguments", "")
-            fold_logprobs(acc, choice)
-            if choice["finish_reason"]:
-                acc["finish"] = choice["finish_reason"]
-                acc["native"] = choice.get("native_finish_reason")
-
-    def result(self) -> dict[str, Any]:
-        head = self._head or {}
-        choices = []
-        for index in sorted(self._choices):
-            acc = self._choices[index]
-            message: dict[str, Any] = {"role": "assistant", "content": "".join(acc["content"]) or None, "refusal": None}
-            if acc["calls"]:
-                message["tool_calls"] = [acc["calls"][i] for i in sorted(acc["calls"])]
-            elif message["content"] is None:
-                message["content"] = ""
-            if acc["reasoning"]:
-                message["reasoning_content"] = "".join(acc["reasoning"])
-            choice: dict[str, Any] = {"index": index, "message": message, "logprobs": folded_logprobs(acc),
-                                      "finish_reason": acc["finish"]}
-            if acc["native"]:
-                choice["native_finish_reason"] = acc["native"]
-            choices.append(choice)
-        body: dict[str, Any] = {
-            "id": head.get("id"),
-            "object": "chat.completion",
-            "created": head.get("created"),
-            "model": head.get("model"),
-            "system_fingerprint": None,
-            "choices": choices,
-        }
-        if self.usage is not None:
-            body["usage"] = self.usage
-        return body

@@ -16,7 +16,6 @@ from typing import Any
 
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.gemini.request import REQUEST_EXTENDERS
 from aiproxy.providers.gemini.schema import sanitize_schema
 from aiproxy.providers.gemini.tools import takes_json_schema
 
@@ -74,10 +73,7 @@ def response_format_config(fmt: dict[str, Any] | None, model: str = "gemini-2.5-
     return {"responseMimeType": "application/json", "responseJsonSchema": gemini_json_schema(schema)}
 
 
-def _extend(req: ChatRequest, model: str, body: dict[str, Any]) -> None:
+def extend_with_response_format(req: ChatRequest, model: str, body: dict[str, Any]) -> None:
     fields = response_format_config(req.response_format, model)
     if fields:
         body.setdefault("generationConfig", {}).update(fields)
-
-
-REQUEST_EXTENDERS.append(_extend)

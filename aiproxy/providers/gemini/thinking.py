@@ -16,7 +16,6 @@ from typing import Any
 
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.gemini import request as rq
 
 EFFORTS = ("none", "minimal", "low", "medium", "high")
 
@@ -57,6 +56,3 @@ def extend_with_thinking(req: ChatRequest, model: str, body: dict[str, Any]) -> 
         config["includeThoughts"] = True
     if config:
         body.setdefault("generationConfig", {})["thinkingConfig"] = config
-
-
-rq.REQUEST_EXTENDERS.append(extend_with_thinking)

@@ -17,7 +17,7 @@ from typing import Any
 from aiproxy import jsonutil
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest, Message, ToolCall
-from aiproxy.providers.gemini import request as rq
+from aiproxy.providers.gemini.parts import Part, content_parts
 from aiproxy.providers.gemini.schema import sanitize_schema
 
 SIGNATURE_MARK = "__ts_"  # followed by the signature's bytes, base64url without padding
@@ -133,8 +133,8 @@ def _call_signature(call: ToolCall) -> str | None:
     return decode_call_signature(call.id)
 
 
-def assistant_parts(msg: Message, index: int, state: dict[str, Any]) -> list[rq.Part]:
-    parts = rq.content_parts(msg.content, f"messages[{index}].content")
+def assistant_parts(msg: Message, index: int, state: dict[str, Any]) -> list[Part]:
+    parts = content_parts(msg.content, f"messages[{index}].content")
     names: dict[str, str] = state.setdefault("call_names", {})
     for j, call in enumerate(msg.tool_calls or ()):
         param = f"messages[{index}].tool_calls[{j}].function.arguments"
@@ -144,7 +144,7 @@ def assistant_parts(msg: Message, index: int, state: dict[str, Any]) -> list[rq.
             raise bad_request(f"Invalid value for '{param}': not valid JSON.", param=param) from None
         if not isinstance(args, dict):
             raise bad_request(f"Invalid value for '{param}': must be a JSON object.", param=param)
-        part: rq.Part = {"functionCall": {"name": call.function.name, "args": args}}
+        part: Part = {"functionCall": {"name": call.function.name, "args": args}}
         signature = _call_signature(call)
         if signature:
             part["thoughtSignature"] = signature
@@ -166,7 +166,7 @@ def _response_payload(content: Any, index: int) -> dict[str, Any]:
     return {"content": value if value is not None else text}
 
 
-def tool_result_parts(msg: Message, index: int, state: dict[str, Any]) -> list[rq.Part]:
+def tool_result_parts(msg: Message, index: int, state: dict[str, Any]) -> list[Part]:
     names: dict[str, str] = state.get("call_names", {})
     if msg.role == "function":  # the legacy form names the function itself
         name = msg.name
@@ -181,9 +181,3 @@ def tool_result_parts(msg: Message, index: int, state: dict[str, Any]) -> list[r
     if not name:
         raise bad_request(f"Missing required parameter: 'messages[{index}].name'.", param=f"messages[{index}].name")
     return [{"functionResponse": {"name": name, "response": _response_payload(msg.content, index)}}]
-
-
-rq.MESSAGE_TRANSLATORS["assistant"] = assistant_parts
-rq.MESSAGE_TRANSLATORS["tool"] = tool_result_parts
-rq.MESSAGE_TRANSLATORS["function"] = tool_result_parts
-rq.REQUEST_EXTENDERS.append(extend_with_tools)

@@ -15,26 +15,13 @@ as estimated and log it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
+
+from aiproxy.providers.base import UsageCounts
 
 # Per field: 50x the largest context window Gemini offers (2M tokens), far below BIGINT and
 # exactly representable everywhere; no genuine count comes near it.
 MAX_TOKENS_PER_FIELD = 100_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class UsageCounts:
-    """Validated counts from one usageMetadata; `problems` names every field that was corrected."""
-
-    prompt: int
-    completion: int
-    total: int
-    reasoning: int
-    cached: int  # part of prompt served from the context cache
-    audio: int  # part of prompt that is audio
-    cached_audio: int  # part of cached that is audio (cacheTokensDetails)
-    problems: tuple[str, ...] = ()
 
 
 def clamp_count(value: Any) -> tuple[int, bool]:
@@ -77,7 +64,7 @@ def _modality_count(details: Any, modality: str, field: str, problems: list[str]
 
 
 def read_usage(meta: dict[str, Any]) -> UsageCounts:
-    """The validated counts of one usageMetadata dict."""
+    """The validated, provider-neutral counts of one usageMetadata dict."""
     problems: list[str] = []
 
     def count(field: str) -> int:
