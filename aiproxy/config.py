@@ -14,6 +14,8 @@ from typing import Literal, Mapping
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aiproxy.storage.urls import parse_database_url
+
 GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -112,8 +114,10 @@ class Settings(BaseSettings):
     @field_validator("usage_db_url")
     @classmethod
     def _check_usage_db_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
-            raise ValueError("must start with sqlite://, postgresql:// or memory://")
+        try:
+            parse_database_url(value)
+        except ValueError:
+            raise ValueError("must start with sqlite://, postgresql:// or memory://") from None
         return value
 
     @property
