@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from aiproxy.billing.record import UsageRecord
-from aiproxy.providers.retry import RetryPolicy
+from aiproxy.backoff import RetryPolicy
 from aiproxy.storage.urls import parse_database_url
 
 GROUPS = ("day", "model", "user")

@@ -31,7 +31,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from aiproxy.billing.ledger import GroupCommit, is_row_fault
 from aiproxy.billing.record import UsageRecord
-from aiproxy.providers.retry import RetryPolicy
+from aiproxy.backoff import RetryPolicy
 
 log = logging.getLogger("aiproxy.billing")
 

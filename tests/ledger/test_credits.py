@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.credits import CreditGate, CreditsClient, CreditsUnavailable
-from aiproxy.billing.credits_outbox import OutboxWorker, backoff
+from aiproxy.billing.credits_outbox import OutboxWorker
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.emulator.credits import STATE_KEY, CreditsState
 from aiproxy.errors import ProxyError
@@ -100,12 +100,6 @@ async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, c
     state(credits_service).mode = "down"
     with pytest.raises(CreditsUnavailable):
         await client.balance("bob")
-
-
-def test_backoff_doubles_and_caps() -> None:
-    top = [backoff(n, 1.0, 30.0, rand=lambda: 1.0) for n in range(1, 8)]
-    assert top == [1, 2, 4, 8, 16, 30, 30]
-    assert backoff(3, 1.0, 30.0, rand=lambda: 0.0) == 2.0  # jitter keeps at least half
 
 
 # -- outbox (both backends) -------------------------------------------------------------------
