@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -100,6 +101,19 @@ async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, c
     state(credits_service).mode = "down"
     with pytest.raises(CreditsUnavailable):
         await client.balance("bob")
+
+
+async def test_emulator_writes_money_as_plain_exact_numbers(credits_service, client) -> None:
+    """Both sides of the credits API use the proxy's one money formatter: no `1E-7` on the wire."""
+    state(credits_service).balances.update(carol=Decimal("0.0000003"))
+    assert await client.bill("carol", Decimal("0.0000002"), "tiny", idempotency_key="r-tiny") == "charged"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(credits_service.make_url("/api/v1/balance"), json={"user_id": "carol"},
+                             headers={"Authorization": f"Bearer {KEY}"}) as resp:
+            assert await resp.read() == b'{"user_id":"carol","balance":0.0000001}'
+        async with http.get(credits_service.make_url("/_control"), headers={"Authorization": f"Bearer {KEY}"}) as resp:
+            snapshot = await resp.json()
+    assert snapshot["balances"]["carol"] == "0.0000001" and snapshot["charges"][-1]["amount"] == "0.0000002"
 
 
 # -- outbox (both backends) -------------------------------------------------------------------
