@@ -7,7 +7,6 @@ reported once, at start, as one clear line instead of a traceback mid-request.
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -256,6 +255,3 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = T
         )
     return settings
 
-
-def environ() -> Mapping[str, str]:
-    return os.environ

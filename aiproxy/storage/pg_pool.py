@@ -58,11 +58,6 @@ async def release_pool(pool: asyncpg.Pool) -> None:
     await pool.close()
 
 
-def open_pools() -> int:
-    """How many shared pools are open in this process (for tests)."""
-    return len(_pools)
-
-
 async def _create(dsn: str, schema: str | None) -> asyncpg.Pool:
     settings = {"search_path": schema} if schema else {}
     return await asyncpg.create_pool(dsn, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE,
