@@ -22,6 +22,7 @@ _Key = tuple[asyncio.AbstractEventLoop, str, str | None]
 class _Entry:
     def __init__(self, creating: asyncio.Future[asyncpg.Pool]) -> None:
         self.creating = creating
+        self.pool: asyncpg.Pool | None = None
         self.users = 0
 
 
@@ -33,29 +34,35 @@ async def acquire_pool(dsn: str, schema: str | None) -> asyncpg.Pool:
     key = (asyncio.get_running_loop(), dsn, schema)
     entry = _pools.get(key)
     if entry is None:
-        entry = _Entry(asyncio.ensure_future(_create(dsn, schema)))
-        _pools[key] = entry
+        entry = _pools[key] = _Entry(asyncio.ensure_future(_create(dsn, schema)))
     entry.users += 1
     try:
-        return await asyncio.shield(entry.creating)
-    except BaseException:
+        entry.pool = await asyncio.shield(entry.creating)
+    except BaseException:  # creation failed, or this opener was cancelled while waiting
         entry.users -= 1
-        if entry.creating.done() and _pools.get(key) is entry:
-            del _pools[key]  # creation failed: the next open tries afresh
+        if entry.users == 0 and _pools.get(key) is entry:
+            del _pools[key]  # the next open tries afresh
+            entry.creating.add_done_callback(_close_unused)
         raise
+    return entry.pool
 
 
 async def release_pool(pool: asyncpg.Pool) -> None:
     """Drop one user of `pool`; the last one out closes it."""
-    for key, entry in list(_pools.items()):
-        if entry.creating.done() and not entry.creating.cancelled() and entry.creating.exception() is None \
-                and entry.creating.result() is pool:
+    for key, entry in _pools.items():
+        if entry.pool is pool:
             entry.users -= 1
             if entry.users > 0:
                 return
             del _pools[key]
             break
     await pool.close()
+
+
+def _close_unused(creating: asyncio.Future[asyncpg.Pool]) -> None:
+    """A pool that finished opening after everyone waiting for it gave up."""
+    if not creating.cancelled() and creating.exception() is None:
+        asyncio.ensure_future(creating.result().close())
 
 
 async def _create(dsn: str, schema: str | None) -> asyncpg.Pool:

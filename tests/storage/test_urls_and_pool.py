@@ -3,8 +3,10 @@ share one connection pool, which outlives whichever of them closes first."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import datetime, timezone
+from typing import AsyncIterator
 
 import asyncpg
 import pytest
@@ -49,11 +51,18 @@ def _key() -> KeyRecord:
                      created_at=datetime.now(timezone.utc))
 
 
-@pytest.mark.postgres
-async def test_ledger_and_key_store_share_one_pool_and_survive_each_other() -> None:
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
     schema = f"t_pool_{secrets.token_hex(5)}"
-    url = f"{PG}?schema={schema}"
-    ledger, store = open_ledger(url), open_keystore(url)
+    yield f"{PG}?schema={schema}"
+    conn = await asyncpg.connect(PG)
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await conn.close()
+
+
+@pytest.mark.postgres
+async def test_ledger_and_key_store_share_one_pool_and_survive_each_other(pg_url: str) -> None:
+    ledger, store = open_ledger(pg_url), open_keystore(pg_url)
     try:
         await ledger.open()
         await store.open()
@@ -67,7 +76,7 @@ async def test_ledger_and_key_store_share_one_pool_and_survive_each_other() -> N
         await store.insert(rec)
         assert [k.id for k in await store.all_keys()] == [rec.id]
 
-        again = open_ledger(url)  # a ledger opened later joins the same pool
+        again = open_ledger(pg_url)  # a ledger opened later joins the same pool
         await again.open()
         assert again.pool is shared
         await store.close()  # and the ledger keeps working once the key store has closed
@@ -79,6 +88,13 @@ async def test_ledger_and_key_store_share_one_pool_and_survive_each_other() -> N
     finally:
         await ledger.close()
         await store.close()
-        conn = await asyncpg.connect(PG)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
+
+
+@pytest.mark.postgres
+async def test_ledger_and_key_store_opening_together_create_one_pool(pg_url: str) -> None:
+    ledger, store = open_ledger(pg_url), open_keystore(pg_url)
+    try:
+        await asyncio.gather(ledger.open(), store.open())  # as two app startup hooks may
+        assert store._pool is ledger.pool
+    finally:
+        await asyncio.gather(ledger.close(), store.close())
