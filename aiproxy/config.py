@@ -7,12 +7,13 @@ reported once, at start, as one clear line instead of a traceback mid-request.
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Literal, Mapping
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aiproxy.storage.urls import parse_database_url
 
 GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
 DATA_DIR = Path(__file__).parent / "data"
@@ -112,8 +113,10 @@ class Settings(BaseSettings):
     @field_validator("usage_db_url")
     @classmethod
     def _check_usage_db_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
-            raise ValueError("must start with sqlite://, postgresql:// or memory://")
+        try:
+            parse_database_url(value)
+        except ValueError:
+            raise ValueError("must start with sqlite://, postgresql:// or memory://") from None
         return value
 
     @property
@@ -252,6 +255,3 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = T
         )
     return settings
 
-
-def environ() -> Mapping[str, str]:
-    return os.environ

@@ -59,8 +59,3 @@ class ProxyError(Exception):
 def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> ProxyError:
     return ProxyError(400, message, param=param, code=code)
 
-
-def error_response(
-    status: int, message: str, *, type: str | None = None, param: str | None = None, code: str | None = None
-) -> web.Response:
-    return ProxyError(status, message, type=type, param=param, code=code).response()

@@ -53,6 +53,28 @@ MISSING = ("You didn't provide an API key. Send it in an Authorization header us
 INCORRECT = "Incorrect API key provided. Check the key, or ask the operator for a new one."
 
 
+def is_admin_token(key: str | None, admin_token: str) -> bool:
+    """True when `key` is the configured ADMIN_TOKEN (compared in constant time)."""
+    return bool(key and admin_token) and hmac.compare_digest(key.encode(), admin_token.encode())
+
+
+def check_admin(request: web.Request, admin_token: str) -> None:
+    """The admin check of every admin route (today /v1/usage). Passes when `authenticate` already
+    admitted an admin key or ADMIN_TOKEN; otherwise (the proxy runs open, with no keys) the
+    ADMIN_TOKEN must be presented like any key (Bearer, `api-key` or `x-api-key`): 401 when it is
+    missing or wrong, 403 when no ADMIN_TOKEN is configured (reports are then off)."""
+    if request.get(ADMIN_FLAG):
+        return
+    if not admin_token:
+        raise ProxyError(403, "Usage reports are disabled: set ADMIN_TOKEN to enable them.", code="admin_disabled")
+    key = presented_key(request)
+    if not key:
+        raise ProxyError(401, "Missing admin token: send `Authorization: Bearer <ADMIN_TOKEN>`.", code="missing_api_key")
+    if not is_admin_token(key, admin_token):
+        raise ProxyError(401, "Incorrect admin token provided.", code="invalid_api_key")
+    request[ADMIN_FLAG] = True
+
+
 async def authenticate(request: web.Request, keys: KeyCache, admin_token: str) -> KeyRecord | None:
     """Set the request's identity or raise 401/403; None when the proxy runs open (no keys)."""
     path = request.path
@@ -61,7 +83,7 @@ async def authenticate(request: web.Request, keys: KeyCache, admin_token: str) -
         return None
     key = presented_key(request)
     admin_path = is_admin_path(path)
-    if key and admin_path and admin_token and hmac.compare_digest(key.encode(), admin_token.encode()):
+    if admin_path and is_admin_token(key, admin_token):
         request[ADMIN_FLAG] = True  # ADMIN_TOKEN: the bootstrap before any admin key exists
         return None
     if not key:

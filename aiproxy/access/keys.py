@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from aiproxy.errors import ProxyError
+from aiproxy.storage.urls import parse_database_url
 
 log = logging.getLogger("aiproxy.access")
 
@@ -99,20 +100,14 @@ class KeyStore(Protocol):
 
 def open_keystore(url: str) -> KeyStore:
     """The key store for USAGE_DB_URL (the ledger's database), not yet opened."""
-    if url.startswith(("postgresql://", "postgres://")):
+    where = parse_database_url(url)
+    if where.is_postgres:
         from aiproxy.access.store_pg import PostgresKeyStore
 
-        return PostgresKeyStore(url)
-    if url.startswith("sqlite://"):
-        from aiproxy.access.store_sqlite import SqliteKeyStore
+        return PostgresKeyStore(where.dsn or "", where.schema)
+    from aiproxy.access.store_sqlite import SqliteKeyStore
 
-        path = url.removeprefix("sqlite://")
-        return SqliteKeyStore(path[1:] if path.startswith("/") else path)
-    if url.startswith("memory://"):
-        from aiproxy.access.store_sqlite import SqliteKeyStore
-
-        return SqliteKeyStore(None)
-    raise ValueError(f"unsupported USAGE_DB_URL scheme: {url.split(':', 1)[0]}")
+    return SqliteKeyStore(where.sqlite_path)
 
 
 @dataclass

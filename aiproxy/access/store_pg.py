@@ -1,7 +1,7 @@
 """Key store in the ledger's PostgreSQL database (asyncpg), so every instance sees one key table.
 
 `?schema=name` in USAGE_DB_URL puts the tables in that schema, as the ledger does (tests use a
-fresh schema per run). Migrations run through aiproxy.storage.migrate (advisory lock first), so
+fresh schema per run), through the pool it shares with the ledger (aiproxy.storage.pg_pool). Migrations run through aiproxy.storage.migrate (advisory lock first), so
 instances starting together apply each step once.
 """
 
@@ -15,17 +15,17 @@ import asyncpg
 from aiproxy.access.keys import KeyRecord
 from aiproxy.access.store_sql import COLUMNS, VERSION_TABLE, from_row, migrations, to_params
 from aiproxy.storage.migrate import migrate_postgres
-from aiproxy.storage.urls import split_schema
+from aiproxy.storage.pg_pool import acquire_pool, release_pool
 
 
 class PostgresKeyStore:
-    def __init__(self, url: str) -> None:
-        self._dsn, self.schema = split_schema(url)
+    def __init__(self, dsn: str, schema: str | None = None) -> None:
+        self._dsn, self.schema = dsn, schema
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        settings = {"search_path": self.schema} if self.schema else {}
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=0, max_size=2, server_settings=settings)
+        if self._pool is None:  # opening again only re-checks the schema
+            self._pool = await acquire_pool(self._dsn, self.schema)
         async with self._pool.acquire() as conn:
             steps = [(v, [script]) for v, script in migrations("NUMERIC", "TIMESTAMPTZ", "BOOLEAN")]
             await migrate_postgres(conn, VERSION_TABLE, steps, schema=self.schema)
@@ -37,8 +37,8 @@ class PostgresKeyStore:
 
     async def close(self) -> None:
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await release_pool(pool)
 
     async def insert(self, rec: KeyRecord) -> None:
         marks = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))

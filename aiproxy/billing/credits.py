@@ -33,7 +33,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aiproxy.billing.pricing import PriceTable, format_usd
+from aiproxy.billing.pricing import PriceTable, format_usd, usd_json
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.billing.reservations import Reservations
 from aiproxy.billing.worst_case import request_worst_case
@@ -59,11 +59,6 @@ class CreditsRejected(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status} from bill")
         self.status = status
-
-
-def money(amount: Decimal) -> orjson.Fragment:
-    """An exact JSON number for `amount` (0.00075, never 7.5E-4 or a float's 0.000750000001)."""
-    return orjson.Fragment(format(amount.normalize(), "f").encode())
 
 
 class CreditsClient:
@@ -113,7 +108,7 @@ class CreditsClient:
     async def bill(self, user: str, amount: Decimal, description: str, *, idempotency_key: str) -> BillOutcome:
         """Charge once per `idempotency_key` (the request id): a retry of an acknowledged charge
         is answered from the service's memory, not charged again."""
-        body = {"user_id": user, "amount": money(amount), "description": description}
+        body = {"user_id": user, "amount": usd_json(amount), "description": description}
         status, _ = await self._post("/api/v1/bill", body, {"Idempotency-Key": idempotency_key})
         if status == 200:
             return "charged"

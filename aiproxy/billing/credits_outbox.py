@@ -19,22 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
+from aiproxy.backoff import backoff_delay
 from aiproxy.billing.credits import CreditsClient, CreditsRejected, CreditsUnavailable
 from aiproxy.billing.ledger import PENDING, REJECTED, SENT, UNPAID, Charge, Ledger
 from aiproxy.observability.metrics import CHARGES_REJECTED
 
 log = logging.getLogger("aiproxy.credits")
-
-
-def backoff(attempts: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Seconds before attempt `attempts + 1`: base * 2^(attempts-1), capped, with jitter in
-    [50%, 100%] so instances recovering together do not retry in lockstep."""
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay * (0.5 + rand() / 2)
 
 
 class OutboxWorker:
@@ -119,7 +111,8 @@ class OutboxWorker:
                     charge.user, charge.amount, charge.description, idempotency_key=charge.request_id
                 )
             except CreditsUnavailable as exc:
-                delay = backoff(attempts, self.base_delay, self.max_delay)
+                # equal jitter: [50%, 100%] of the step, so instances recovering together spread out
+                delay = backoff_delay(attempts - 1, self.base_delay, self.max_delay, jitter="equal")
                 log.warning("charge %s not sent (%s); retry %d in %.1fs", charge.request_id, exc, attempts, delay)
                 await self._store(charge, PENDING, attempts, datetime.now(timezone.utc) + timedelta(seconds=delay), str(exc))
                 return

@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from aiproxy.billing.record import UsageRecord
-from aiproxy.providers.retry import RetryPolicy
+from aiproxy.backoff import RetryPolicy
+from aiproxy.storage.urls import parse_database_url
 
 GROUPS = ("day", "model", "user")
 
@@ -242,18 +243,11 @@ def charge_for(rec: UsageRecord) -> Charge | None:
 def open_ledger(url: str, *, outbox: bool = False) -> Ledger:
     """The backend for `url` (not yet opened). With `outbox`, every priced row also enqueues its
     charge in the same transaction, for the credits-service worker to send."""
-    if url.startswith(("postgresql://", "postgres://")):
+    where = parse_database_url(url)
+    if where.is_postgres:
         from aiproxy.billing.ledger_pg import PostgresLedger
 
-        return PostgresLedger(url, outbox=outbox)
-    if url.startswith("sqlite://"):
-        from aiproxy.billing.ledger_sqlite import SqliteLedger
+        return PostgresLedger(where.dsn or "", where.schema, outbox=outbox)
+    from aiproxy.billing.ledger_sqlite import SqliteLedger
 
-        path = url.removeprefix("sqlite://")
-        path = path[1:] if path.startswith("/") else path  # sqlite:///rel, sqlite:////abs
-        return SqliteLedger(path, outbox=outbox)
-    if url.startswith("memory://"):
-        from aiproxy.billing.ledger_sqlite import SqliteLedger
-
-        return SqliteLedger(None, outbox=outbox)
-    raise ValueError(f"unsupported USAGE_DB_URL scheme: {url.split(':', 1)[0]}")
+    return SqliteLedger(where.sqlite_path, outbox=outbox)

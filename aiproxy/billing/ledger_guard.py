@@ -25,7 +25,7 @@ from aiproxy.billing.ledger import Ledger, is_row_fault
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.billing.spool import Spool, dump_record
 from aiproxy.errors import ProxyError
-from aiproxy.providers.retry import RetryPolicy
+from aiproxy.backoff import RetryPolicy
 
 log = logging.getLogger("aiproxy.billing")
 

@@ -1,5 +1,6 @@
 """Shared ledger: PostgreSQL through an asyncpg pool, for several proxy instances.
 
+The pool is shared with the key store on the same database (aiproxy.storage.pg_pool).
 Rows go in groups (one transaction, `executemany` pipelined) exactly like the SQLite backend;
 cost is NUMERIC, so sums are exact in the database and come back as Decimal. `?schema=name` in
 the URL puts the tables in their own schema (created if missing): tests use a fresh one per run.
@@ -36,7 +37,7 @@ from aiproxy.billing.ledger_sql import (
 )
 from aiproxy.billing.record import UsageRecord
 from aiproxy.storage.migrate import migrate_postgres
-from aiproxy.storage.urls import split_schema
+from aiproxy.storage.pg_pool import acquire_pool, release_pool
 
 DIALECT = Dialect(
     placeholder=lambda i: f"${i}",
@@ -56,11 +57,10 @@ UPDATE_CHARGE = update_charge_query(DIALECT)
 
 
 class PostgresLedger:
-    def __init__(self, url: str, *, outbox: bool = False, pool_size: int = 4) -> None:
-        self._dsn, self.schema = split_schema(url)
+    def __init__(self, dsn: str, schema: str | None = None, *, outbox: bool = False) -> None:
+        self._dsn, self.schema = dsn, schema
         self.outbox = outbox
         self.transactions = 0
-        self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._commits = GroupCommit(self._write_batch)
 
@@ -71,18 +71,16 @@ class PostgresLedger:
         return self._pool
 
     async def open(self) -> None:
-        settings = {"search_path": self.schema} if self.schema else {}
-        self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._pool_size, server_settings=settings, command_timeout=30
-        )
+        if self._pool is None:  # opening again only re-checks the schema
+            self._pool = await acquire_pool(self._dsn, self.schema)
         async with self.pool.acquire() as conn:
             await migrate_postgres(conn, VERSION_TABLE, migrations(DIALECT), schema=self.schema)
 
     async def close(self) -> None:
         await self._commits.drain()
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await release_pool(pool)
 
     async def record(self, rec: UsageRecord) -> None:
         await self._commits.submit(rec)

@@ -17,7 +17,6 @@ from aiohttp import web
 
 from aiproxy.appkeys import METERING_KEY
 from aiproxy.billing.estimate import estimate_text_tokens, metering_prompt_estimate
-from aiproxy.billing.estimate import estimate_text_tokens as estimate_tokens  # noqa: F401 - old name, one implementation
 from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
 

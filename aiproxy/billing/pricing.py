@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from aiproxy.config import DATA_DIR
 
 DEFAULT_PRICING_FILE = DATA_DIR / "pricing.toml"
@@ -134,3 +136,9 @@ def format_usd(amount: Decimal) -> str:
     if amount == 0:
         return "0"
     return format(amount.normalize(), "f")
+
+
+def usd_json(amount: Decimal) -> orjson.Fragment:
+    """`amount` as an exact JSON number for orjson (0.00075, never 7.5E-4 or a float's
+    0.000750000001): what the credits client sends and the credits emulator answers."""
+    return orjson.Fragment(format_usd(amount).encode())

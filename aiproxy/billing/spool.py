@@ -29,9 +29,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
+from aiproxy.backoff import RetryPolicy
 from aiproxy.billing.ledger import GroupCommit, is_row_fault
+from aiproxy.billing.pricing import format_usd
 from aiproxy.billing.record import UsageRecord
-from aiproxy.providers.retry import RetryPolicy
 
 log = logging.getLogger("aiproxy.billing")
 
@@ -50,7 +51,7 @@ def dump_record(rec: UsageRecord) -> bytes:
     for f in fields(UsageRecord):
         value = getattr(rec, f.name)
         if isinstance(value, Decimal):
-            value = format(value, "f")  # exact, and never in exponent form
+            value = format_usd(value)  # exact, and never in exponent form
         elif isinstance(value, datetime):
             value = value.isoformat()
         values[f.name] = value

@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from aiproxy.billing.pricing import format_usd, usd_json
+
 MODES = ("ok", "down", "slow", "500", "402", "422", "429")
 
 
@@ -45,8 +47,8 @@ class CreditsState:
         return {
             "mode": self.mode,
             "delay": self.delay,
-            "balances": {u: str(b) for u, b in self.balances.items()},
-            "charges": [{**c, "amount": str(c["amount"])} for c in self.charges],
+            "balances": {u: format_usd(b) for u, b in self.balances.items()},
+            "charges": [{**c, "amount": format_usd(c["amount"])} for c in self.charges],
             "bill_calls": self.bill_calls,
         }
 
@@ -56,7 +58,7 @@ STATE_KEY = web.AppKey("credits_state", CreditsState)
 
 def _exact(obj: Any) -> Any:
     if isinstance(obj, Decimal):
-        return orjson.Fragment(str(obj).encode())  # an exact JSON number
+        return usd_json(obj)
     raise TypeError(type(obj).__name__)
 
 

@@ -35,7 +35,6 @@ GENERATION_CONFIG_FIELDS = both_spellings(
     "speechConfig", "thinkingConfig", "imageConfig", "mediaResolution",
 )
 THINKING_LEVELS = frozenset({"THINKING_LEVEL_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH"})
-SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 
 def get(obj: dict[str, Any], camel: str, default: Any = None) -> Any:

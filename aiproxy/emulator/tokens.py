@@ -7,6 +7,10 @@ Rule (documented contract, not Google's tokenizer):
   inlineData size at 16 000 bytes/s (128 kbit/s), at least one second; fileData audio counts 1 s;
 - video/*: 263 tokens per second, same size estimate; application/pdf: 258 per document;
 - functionCall / functionResponse parts: count_tokens of the compact JSON of their object.
+
+This is the upstream's own count, deliberately not aiproxy.billing.estimate (the proxy's one
+estimator, which happens to use the same text rule): tests check the proxy's estimates against
+these numbers, and sharing the code would check the estimator against itself.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""GET /openapi.json: a small hand-written OpenAPI 3.1 description of the client-facing API.
+"""GET /openapi.json: the OpenAPI 3.1 description of the client-facing API.
 
-Hand-written rather than generated so it stays short and says what clients may rely on; the
-test suite fuzzes the live server against it (schemathesis), which keeps it honest.
+The request bodies are generated from the pydantic models that validate them (openai/types.py,
+`model_json_schema`), so the document cannot drift from what the server accepts: a field added
+to a model appears here. Routes, responses and the error shape are written out below (responses
+are plain dicts, not models). The test suite fuzzes the live server against this document
+(schemathesis), which keeps both honest.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from pydantic.json_schema import models_json_schema
+
 from aiproxy import jsonutil
+from aiproxy.openai.types import ChatRequest, EmbeddingsRequest
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -31,43 +37,13 @@ _ERRORS = {
     "504": _json(_ref("Error"), "Upstream timed out"),
 }
 
-_MESSAGE = {
-    "type": "object",
-    "required": ["role"],
-    "properties": {
-        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-        "content": {"oneOf": [
-            {"type": "string"},
-            {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
-                "type": {"type": "string"}, "text": {"type": "string"},
-            }}},
-            {"type": "null"},
-        ]},
-        "name": {"type": "string"},
-        "tool_call_id": {"type": "string"},
-    },
-}  # fmt: skip
 
-_CHAT_REQUEST = {
-    "type": "object",
-    "required": ["model", "messages"],
-    "properties": {
-        "model": {"type": "string", "minLength": 1, "examples": ["gpt-4o-mini"]},
-        "messages": {"type": "array", "minItems": 1, "items": _ref("Message")},
-        "stream": {"type": "boolean"},
-        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "max_completion_tokens": {"type": "integer", "minimum": 1},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "n": {"type": "integer", "minimum": 1, "maximum": 8},
-        "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 5}]},
-        "user": {"type": "string", "description": "End-user label; billing follows the API key."},
-        "tools": {"type": "array", "items": {"type": "object"}},
-        "tool_choice": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-        "reasoning_effort": {"type": "string"},
-    },
-}
+def request_schemas() -> dict[str, Any]:
+    """JSON Schemas of the request models and every model they use, keyed by model name."""
+    _, top = models_json_schema([(ChatRequest, "validation"), (EmbeddingsRequest, "validation")],
+                                ref_template="#/components/schemas/{model}")
+    return top["$defs"]
+
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -80,8 +56,7 @@ SPEC: dict[str, Any] = {
                 "properties": {"message": {"type": "string"}, "type": {"type": "string"},
                                "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
             }}},
-            "Message": _MESSAGE,
-            "ChatRequest": _CHAT_REQUEST,
+            **request_schemas(),
             "Model": {"type": "object", "required": ["id", "object"], "properties": {
                 "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                 "owned_by": {"type": "string"},
@@ -115,11 +90,7 @@ SPEC: dict[str, Any] = {
         }},
         "/v1/embeddings": {"post": {
             "operationId": "createEmbedding",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["model", "input"], "properties": {
-                    "model": {"type": "string"},
-                    "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                    "user": {"type": "string"}}}}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EmbeddingsRequest")}}},
             "responses": {"200": _json({"type": "object"}, "Embeddings"),
                           "404": _json(_ref("Error"), "Unknown model or route"), **_ERRORS},
         }},

@@ -210,7 +210,11 @@ ResponseFormat = tagged_by_type("'text', 'json_object' or 'json_schema'", text=T
 
 
 class ChatRequest(_Typed):
-    model: str = Field(min_length=1)
+    # The example /openapi.json shows; the schemathesis fuzz sends it first (a request that succeeds).
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}]}]})
+
+    model: str = Field(min_length=1, examples=["gpt-4o-mini"])
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -223,7 +227,7 @@ class ChatRequest(_Typed):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     n: int | None = Field(None, ge=1, le=8)
-    user: str | None = None
+    user: str | None = Field(None, description="End-user label; billing follows the API key.")
     user_id: str | None = None  # the seed's billing identity
     tools: list[ToolDict] | None = None
     tool_choice: ToolChoice | None = None  # type: ignore[valid-type]
@@ -275,7 +279,9 @@ EmbeddingInput = Annotated[
 
 
 class EmbeddingsRequest(_Typed):
-    model: str = Field(min_length=1)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "text-embedding-3-small", "input": "hello"}]})
+
+    model: str = Field(min_length=1, examples=["text-embedding-3-small"])
     input: EmbeddingInput  # type: ignore[valid-type]
     dimensions: int | None = Field(None, ge=1)
     encoding_format: Literal["float", "base64"] | None = None

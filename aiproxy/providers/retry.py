@@ -3,19 +3,20 @@
 Gemini answers 429 (quota) and 503 (overloaded) under load; most of those clear within seconds,
 and a different model often has capacity when the requested one has none. Retrying is only safe
 before the client has seen a byte, so the upstream client applies this policy while it waits for
-the status line and never once a stream has started. Everything here is pure (the random source
-and the clock are the caller's), so the table tests cover it without sleeping.
+the status line and never once a stream has started. The waits come from aiproxy.backoff (the
+proxy's one backoff). Everything here is pure (the clock is the caller's), so the table tests
+cover it without sleeping.
 """
 
 from __future__ import annotations
 
-import random
 import tomllib
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
+
+from aiproxy.backoff import RetryPolicy as RetryPolicy  # re-exported: the upstream policy's home
 
 # Upstream statuses worth another attempt on the same model (plus connection errors).
 RETRY_STATUSES = frozenset({429, 500, 503})
@@ -23,34 +24,6 @@ RETRY_STATUSES = frozenset({429, 500, 503})
 FALLBACK_STATUSES = frozenset({429, 503})
 
 Fallbacks = Mapping[str, tuple[str, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """`retries` more attempts per model, full-jitter exponential backoff, one overall deadline.
-
-    The deadline bounds when a *retry* may start (a wait that would end after it is not taken);
-    each attempt keeps the full first-byte timeout, since a thinking model may be slow to start.
-    """
-
-    retries: int = 2
-    base_delay: float = 0.5
-    max_delay: float = 5.0
-    deadline: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None,
-              rand: Callable[[], float] = random.random) -> float | None:
-        """Seconds to wait before retry number `attempt` (0-based), or None: do not retry.
-
-        Full jitter (a uniform draw up to the capped exponential) spreads the retries of many
-        clients hit by the same overload. Gemini's own Retry-After/RetryInfo is a floor; when it
-        asks for longer than `max_delay` (quota windows are often a minute) waiting here would
-        only hold the client, so the caller falls back or passes the 429 and its Retry-After on.
-        """
-        if retry_after is not None and retry_after > self.max_delay:
-            return None
-        backoff = min(self.max_delay, self.base_delay * (2 ** attempt)) * rand()
-        return max(backoff, retry_after) if retry_after is not None else backoff
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -149,6 +149,28 @@ async def test_admin_routes_need_an_admin_key(proxy_factory: Any, http: aiohttp.
         assert resp.status == 401
 
 
+@pytest.mark.parametrize("mode", ["keys", "open"])
+@pytest.mark.parametrize("header", ["Authorization", "api-key", "x-api-key"])
+async def test_one_admin_rule_with_or_without_keys(proxy_factory: Any, http: aiohttp.ClientSession, mode: str,
+                                                   header: str) -> None:
+    """ADMIN_TOKEN (and an admin key) is presented like any key, whether or not the proxy has keys."""
+    token = "bootstrap-admin-token-123"
+    proxy = await proxy_factory(admin_token=token)
+    admin_key = (await add_key(proxy, user="ops", admin=True))[0] if mode == "keys" else None
+    url = proxy.make_url("/v1/usage")
+
+    def present(secret: str) -> dict[str, str]:
+        return {header: f"Bearer {secret}" if header == "Authorization" else secret}
+
+    for secret in filter(None, (token, admin_key)):
+        async with http.get(url, headers=present(secret)) as resp:
+            assert resp.status == 200, await resp.text()
+    async with http.get(url, headers=present("not-the-token")) as resp:
+        assert resp.status == 401 and (await resp.json())["error"]["code"] == "invalid_api_key"
+    async with http.get(url) as resp:
+        assert resp.status == 401
+
+
 async def test_admin_key_works_without_admin_token(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
     proxy = await proxy_factory()
     admin_key, _ = await add_key(proxy, user="ops", admin=True)

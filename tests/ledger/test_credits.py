@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy.billing.credits import CreditGate, CreditsClient, CreditsUnavailable
-from aiproxy.billing.credits_outbox import OutboxWorker, backoff
+from aiproxy.billing.credits_outbox import OutboxWorker
 from aiproxy.billing.ledger import open_ledger
 from aiproxy.emulator.credits import STATE_KEY, CreditsState
 from aiproxy.errors import ProxyError
@@ -103,10 +104,17 @@ async def test_client_sends_exact_amounts_and_idempotency_key(credits_service, c
         await client.balance("bob")
 
 
-def test_backoff_doubles_and_caps() -> None:
-    top = [backoff(n, 1.0, 30.0, rand=lambda: 1.0) for n in range(1, 8)]
-    assert top == [1, 2, 4, 8, 16, 30, 30]
-    assert backoff(3, 1.0, 30.0, rand=lambda: 0.0) == 2.0  # jitter keeps at least half
+async def test_emulator_writes_money_as_plain_exact_numbers(credits_service, client) -> None:
+    """Both sides of the credits API use the proxy's one money formatter: no `1E-7` on the wire."""
+    state(credits_service).balances.update(carol=Decimal("0.0000003"))
+    assert await client.bill("carol", Decimal("0.0000002"), "tiny", idempotency_key="r-tiny") == "charged"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(credits_service.make_url("/api/v1/balance"), json={"user_id": "carol"},
+                             headers={"Authorization": f"Bearer {KEY}"}) as resp:
+            assert await resp.read() == b'{"user_id":"carol","balance":0.0000001}'
+        async with http.get(credits_service.make_url("/_control"), headers={"Authorization": f"Bearer {KEY}"}) as resp:
+            snapshot = await resp.json()
+    assert snapshot["balances"]["carol"] == "0.0000001" and snapshot["charges"][-1]["amount"] == "0.0000002"
 
 
 # -- outbox (both backends) -------------------------------------------------------------------

@@ -10,7 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from aiproxy.appkeys import METERING_KEY
-from aiproxy.billing.meter import Meter, apply_usage, estimate_tokens, metering_middleware
+from aiproxy.billing.estimate import estimate_text_tokens
+from aiproxy.billing.meter import Meter, apply_usage, metering_middleware
 from aiproxy.billing.pricing import parse_price_table
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.providers.gemini.usage import read_usage
@@ -78,7 +79,7 @@ async def test_sinks_and_hooks_receive_the_record(lines: Any) -> None:
 
 @pytest.mark.parametrize(("chars", "tokens"), [(0, 0), (1, 1), (4, 1), (5, 2), (400, 100)])
 def test_estimate_is_ceil_of_chars_over_four(chars: int, tokens: int) -> None:
-    assert estimate_tokens(chars) == tokens
+    assert estimate_text_tokens(chars) == tokens
 
 
 def test_missing_usage_is_estimated_from_characters() -> None:

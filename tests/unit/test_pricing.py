@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
-from aiproxy.billing.pricing import ModelPrice, format_usd, load_price_table, parse_price_table
+from aiproxy.billing.pricing import ModelPrice, format_usd, load_price_table, parse_price_table, usd_json
 
 # The seed's flat rates: input $0.00025 and output $0.0005 per 1,000 tokens = $0.25 / $0.50 per 1M.
 SEED_TABLE = """
@@ -41,6 +42,7 @@ def test_the_seeds_examples_exactly(prompt: int, completion: int, cost: str) -> 
 ])
 def test_format_usd_is_plain_and_exact(amount: Decimal, text: str) -> None:
     assert format_usd(amount) == text
+    assert orjson.dumps({"amount": usd_json(amount)}) == b'{"amount":' + text.encode() + b"}"
 
 
 def test_cached_audio_and_thinking_rates() -> None:

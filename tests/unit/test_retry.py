@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from aiproxy.providers.retry import (
-    RetryPolicy,
     fallbacks_from_toml,
     merge_fallbacks,
     model_chain,
@@ -17,24 +16,6 @@ from aiproxy.providers.retry import (
     parse_retry_after,
     upstream_retry_after,
 )
-
-POLICY = RetryPolicy(retries=3, base_delay=0.5, max_delay=4.0, deadline=30.0)
-
-
-@pytest.mark.parametrize(("attempt", "retry_after", "rand", "expected"), [
-    pytest.param(0, None, 1.0, 0.5, id="first-retry-full-draw"),
-    pytest.param(1, None, 1.0, 1.0, id="doubles"),
-    pytest.param(2, None, 0.5, 1.0, id="jittered-half"),
-    pytest.param(5, None, 1.0, 4.0, id="capped-at-max-delay"),
-    pytest.param(0, None, 0.0, 0.0, id="jitter-can-be-zero"),
-    pytest.param(0, 2.0, 0.1, 2.0, id="retry-after-is-a-floor"),
-    pytest.param(3, 1.0, 1.0, 4.0, id="backoff-above-retry-after"),
-    pytest.param(0, 4.0, 0.0, 4.0, id="retry-after-equal-to-cap-is-waited"),
-    pytest.param(0, 31.0, 0.5, None, id="retry-after-beyond-cap-means-no-retry"),
-])
-def test_delay(attempt: int, retry_after: float | None, rand: float, expected: float | None) -> None:
-    assert POLICY.delay(attempt, retry_after, rand=lambda: rand) == expected
-
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

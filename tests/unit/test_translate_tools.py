@@ -50,6 +50,21 @@ def test_lotti_schema_with_additional_properties_false_goes_as_json_schema() -> 
     assert "$schema" not in decl["parametersJsonSchema"] and "strict" not in decl
 
 
+def test_schema_key_dropped_at_every_depth_in_tool_parameters_as_in_response_formats() -> None:
+    nested = {"name": "save", "parameters": {
+        "type": "object", "$schema": "x",
+        "properties": {"$schema": {"type": "string"}, "doc": {"type": "object", "$schema": "y",
+                                                             "properties": {"n": {"type": "integer"}}}},
+        "$defs": {"D": {"$schema": "z", "type": "string"}}}}
+    decl = gemini(tools=[{"type": "function", "function": nested}])["tools"][0]["functionDeclarations"][0]
+    fmt = gemini(response_format={"type": "json_schema", "json_schema": {"name": "save", "schema": nested["parameters"]}})
+    expected = {"type": "object", "properties": {"$schema": {"type": "string"},  # a property's name is kept
+                                                 "doc": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+                "$defs": {"D": {"type": "string"}}}
+    assert decl["parametersJsonSchema"] == expected
+    assert fmt["generationConfig"]["responseJsonSchema"] == expected
+
+
 SANITIZE_CASES = [
     pytest.param(
         {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}},

@@ -1,8 +1,9 @@
 """Gemini's errors -> what the client sees, and the raw-REST client against canned answers.
 
-The client is driven against a tiny canned-answer server on loopback rather than aioresponses:
-aioresponses 0.7.9 cannot build responses for aiohttp 3.14 (ClientResponse gained a required
-`stream_writer` argument), and a real socket also exercises the SSE line reader for real.
+The client is driven against a tiny canned-answer server on loopback rather than a mock: a real
+socket also exercises the SSE line reader and aiohttp's timeouts for real. Failures loopback
+cannot provoke (connect timeout, DNS failure, reset before the status line) are mocked with
+aioresponses-ng in test_upstream_faults.py.
 """
 
 from __future__ import annotations

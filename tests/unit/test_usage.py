@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aiproxy.providers.gemini.usage import openai_usage, token_counts
+from aiproxy.providers.gemini.usage import openai_usage, read_usage
 
 CASES = [
     pytest.param({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
@@ -31,7 +31,8 @@ CASES = [
 @pytest.mark.parametrize(("meta", "expected"), CASES)
 def test_openai_usage(meta: dict[str, Any], expected: tuple[int, ...]) -> None:
     prompt, completion, total, reasoning, cached, audio = expected
-    assert token_counts(meta) == (prompt, completion, total, reasoning, cached)
+    c = read_usage(meta)
+    assert (c.prompt, c.completion, c.total, c.reasoning, c.cached) == (prompt, completion, total, reasoning, cached)
     assert openai_usage(meta) == {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

@@ -36,8 +36,7 @@ class StreamTranslator:
     """Stateful per response: feed Gemini chunks in order, then call `finish()` once."""
 
     __slots__ = ("_base", "_include_usage", "_think_tags", "_choices", "_id_fn", "completion_id",
-                 "usage_metadata", "block_reason", "model_version", "response_id", "first_output",
-                 "_max_calls")
+                 "usage_metadata", "block_reason", "_max_calls")
 
     def __init__(
         self,
@@ -67,9 +66,6 @@ class StreamTranslator:
         self._max_calls = max_tool_calls  # 1 when the client sent parallel_tool_calls: false
         self.usage_metadata: dict[str, Any] | None = None
         self.block_reason: str | None = None
-        self.model_version: str | None = None
-        self.response_id: str | None = None
-        self.first_output = False  # True once any model output was translated
 
     @property
     def output_chars(self) -> int:
@@ -94,9 +90,6 @@ class StreamTranslator:
         usage = chunk.get("usageMetadata")
         if usage:
             self.usage_metadata = usage
-        if self.model_version is None:
-            self.model_version = chunk.get("modelVersion")
-            self.response_id = chunk.get("responseId")
         feedback = chunk.get("promptFeedback")
         if feedback and feedback.get("blockReason"):
             self.block_reason = feedback["blockReason"]
@@ -165,8 +158,6 @@ class StreamTranslator:
             delta["content"] = joined
         if calls:
             delta["tool_calls"] = calls
-        if delta:
-            self.first_output = True
         return delta
 
     def finish(self) -> list[Chunk]:

@@ -1,7 +1,8 @@
-"""JSON Schema -> the OpenAPI subset Gemini's `parameters` / `responseSchema` accept.
+"""JSON Schema for Gemini: as is for newer models, or the OpenAPI subset older ones accept.
 
-Used only for models that lack `parametersJsonSchema`/`responseJsonSchema`: those take JSON
-Schema as is. The subset has no $ref, no const, no type lists, no additionalProperties, so the
+`gemini_json_schema` serves models with `parametersJsonSchema`/`responseJsonSchema`: JSON Schema
+as given, minus `$schema` (the one place it is stripped, for tool parameters and response formats
+alike). `sanitize_schema` serves older models only. Their OpenAPI subset has no $ref, no const, no type lists, no additionalProperties, so the
 sanitizer inlines references, turns `anyOf [X, null]` / `type: [X, "null"]` into X + nullable,
 and drops what Gemini would reject with a 400.
 """
@@ -19,6 +20,26 @@ _KEEP = frozenset({
     "propertyOrdering", "default", "items", "minimum", "maximum",
 })
 _MAX_DEPTH = 32
+DROPPED_SCHEMA_KEYS = frozenset({"$schema"})
+
+
+def gemini_json_schema(schema: Any) -> Any:
+    """JSON Schema for `parametersJsonSchema` / `responseJsonSchema`: as given, minus the keys Gemini
+    refuses (`$schema`, an annotation zod and other generators emit), at every depth; property
+    names are kept, so a property called `$schema` survives."""
+    if isinstance(schema, list):
+        return [gemini_json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in DROPPED_SCHEMA_KEYS:
+            continue
+        if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: gemini_json_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = gemini_json_schema(value)
+    return out
 
 
 def sanitize_schema(schema: Any, param: str) -> dict[str, Any]:

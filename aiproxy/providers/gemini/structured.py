@@ -2,7 +2,7 @@
 
 Gemini's `responseJsonSchema` takes JSON Schema as a free JSON value (not the OpenAPI-subset
 proto of `responseSchema`), so `additionalProperties`, `$ref`/`$defs`, `anyOf`, type lists and
-`title` pass as they are. The one key dropped is `$schema`: zod's `zodResponseFormat` and many
+`title` pass as they are. The one key dropped is `$schema` (schema.gemini_json_schema, shared with tool parameters): zod's `zodResponseFormat` and many
 generators emit it, it is a pure annotation, and Gemini's schema fields have been seen rejecting
 it ("Unknown name \"$schema\""). Everything else is sent as given: unsupported keywords are
 ignored by Gemini, so stripping more would only lose constraints. `strict` needs no mapping:
@@ -16,28 +16,8 @@ from typing import Any
 
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.gemini.schema import sanitize_schema
+from aiproxy.providers.gemini.schema import gemini_json_schema, sanitize_schema
 from aiproxy.providers.gemini.tools import takes_json_schema
-
-DROPPED_SCHEMA_KEYS = frozenset({"$schema"})
-
-
-def gemini_json_schema(schema: Any) -> Any:
-    """The schema minus keys Gemini refuses, at every depth (property names are kept)."""
-    if isinstance(schema, list):
-        return [gemini_json_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in DROPPED_SCHEMA_KEYS:
-            continue
-        if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
-            out[key] = {name: gemini_json_schema(sub) for name, sub in value.items()}
-        else:
-            out[key] = gemini_json_schema(value)
-    return out
-
 
 def _invalid(detail: str, param: str = "response_format") -> Exception:
     return bad_request(f"Invalid value for '{param}': {detail}", param=param)

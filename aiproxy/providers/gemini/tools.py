@@ -18,7 +18,7 @@ from aiproxy import jsonutil
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest, Message, ToolCall
 from aiproxy.providers.gemini.parts import Part, content_parts
-from aiproxy.providers.gemini.schema import sanitize_schema
+from aiproxy.providers.gemini.schema import gemini_json_schema, sanitize_schema
 
 SIGNATURE_MARK = "__ts_"  # followed by the signature's bytes, base64url without padding
 RAW_SIGNATURE_MARK = "__tr_"  # followed by the signature text itself, base64url (non-canonical input)
@@ -83,7 +83,7 @@ def function_declarations(req: ChatRequest, model: str) -> list[dict[str, Any]]:
                 raise bad_request(f"Invalid value for '{param}.function.parameters': expected an object.",
                                   param=f"{param}.function.parameters")
             if takes_json_schema(model):
-                decl["parametersJsonSchema"] = {k: v for k, v in params.items() if k != "$schema"}
+                decl["parametersJsonSchema"] = gemini_json_schema(params)
             elif params.get("properties"):
                 decl["parameters"] = sanitize_schema(params, f"{param}.function.parameters")
         decls.append(decl)

@@ -95,12 +95,6 @@ def read_usage(meta: dict[str, Any]) -> UsageCounts:
     return UsageCounts(prompt, completion, total, reasoning, cached, audio, cached_audio, tuple(problems))
 
 
-def token_counts(meta: dict[str, Any]) -> tuple[int, int, int, int, int]:
-    """(prompt, completion, total, reasoning, cached) from a usageMetadata dict, validated."""
-    c = read_usage(meta)
-    return c.prompt, c.completion, c.total, c.reasoning, c.cached
-
-
 def audio_prompt_tokens(meta: dict[str, Any]) -> int:
     return read_usage(meta).audio
 
