@@ -9,6 +9,7 @@ from aiohttp import web
 
 from aiproxy.access.setup import setup_access
 from aiproxy.api.chat import chat_completions
+from aiproxy.api.dashboard import dashboard_routes
 from aiproxy.api.embeddings import embeddings
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
@@ -87,3 +88,5 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     ]
     for method, path, handler in routes:
         cors.add(app.router.add_route(method, path, handler))
+    for method, path, handler in dashboard_routes():  # same-origin only: no CORS
+        app.router.add_route(method, path, handler)
