@@ -18,7 +18,7 @@ import hmac
 from datetime import datetime, timezone
 from html import escape
 from importlib import resources
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -205,7 +205,8 @@ def data_endpoint(produce: Callable[[web.Request, DashboardSource, UsageFilter, 
                 raise ProxyError(400, str(exc), param=str(exc).split(":", 1)[0], code="invalid_value") from None
             head = {"range": name, "since": flt.since.isoformat(), "until": flt.until.isoformat(),
                     "filters": {"user": flt.user, "model": flt.model}, "currency": "USD"}
-            return _csp(await produce(request, request.app[LEDGER_KEY], flt, head))
+            source = cast(DashboardSource, request.app[LEDGER_KEY])  # both backends have dialect + select
+            return _csp(await produce(request, source, flt, head))
         except ProxyError as err:
             return _csp(err.response())
 

@@ -23,7 +23,7 @@ from aiproxy.billing.pricing import format_usd
 from aiproxy.dashboard.ranges import bucket_keys, bucket_of
 
 LATENCY_SAMPLE_CAP = 10_000  # rows ranked for p50/p95 (the newest of the range)
-LATEST_LIMIT = 50  # rows in "latest requests"
+LATEST_LIMIT = 25  # rows in "latest requests"
 BREAKDOWN_LIMIT = 100  # rows per breakdown (largest cost first); `truncated` says when more exist
 BREAKDOWNS = ("user", "model", "provider")
 SUM_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors")

@@ -51,7 +51,8 @@ def seeded_records() -> list[UsageRecord]:
 
 
 async def start_seeded_proxy(ledger_url: str, seed: bool = True, **env: str) -> TestServer:
-    settings = load_settings({"GEMINI_API_KEY": "k", "GEMINI_BASE_URL": "http://127.0.0.1:9", "USAGE_DB_URL": ledger_url,
+    settings = load_settings({"GEMINI_API_KEY": "k", "GEMINI_BASE_URL": "http://127.0.0.1:9",
+                              "USAGE_DB_URL": ledger_url,
                               "ADMIN_TOKEN": ADMIN, **env})
     server = TestServer(create_app(settings), host="127.0.0.1")
     await server.start_server()

@@ -34,7 +34,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def log_in(http: aiohttp.ClientSession, proxy: TestServer, password: str, **headers: str) -> aiohttp.ClientResponse:
+async def log_in(http: aiohttp.ClientSession, proxy: TestServer, password: str,
+                 **headers: str) -> aiohttp.ClientResponse:
     async with http.post(proxy.make_url("/dashboard/login"), data={"password": password}, headers=headers,
                          allow_redirects=False) as resp:
         await resp.read()
@@ -155,7 +156,8 @@ async def test_without_any_admin_credential_the_dashboard_is_off() -> None:
 
 
 async def test_static_files_carry_the_csp_and_nothing_else_is_served(proxy, http) -> None:
-    for name, kind in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css"), ("icon.svg", "image/svg+xml")):
+    kinds = (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css"), ("icon.svg", "image/svg+xml"))
+    for name, kind in kinds:
         async with http.get(proxy.make_url(f"/dashboard/static/{name}")) as resp:
             assert resp.status == 200 and resp.content_type == kind
             assert "'self'" in resp.headers["Content-Security-Policy"]

@@ -136,7 +136,8 @@ async def test_csv_export_is_what_the_page_shows(proxy: TestServer) -> None:
                             headers=AUTH) as resp:
             assert resp.status == 200
             latest_csv = list(csv.DictReader(io.StringIO(await resp.text())))
-        async with http.get(proxy.make_url("/dashboard/api/export.csv"), params={"section": "nope"}, headers=AUTH) as resp:
+        async with http.get(proxy.make_url("/dashboard/api/export.csv"), params={"section": "nope"},
+                            headers=AUTH) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["param"] == "section"
     (total,) = [r for r in figures if r["section"] == "total"]

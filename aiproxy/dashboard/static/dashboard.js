@@ -106,7 +106,15 @@ function topUsers(rows) {
   for (const r of top) {
     const row = el("div", { class: "hbar" });
     row.append(el("span", { class: "name", title: r.user }, r.user));
-    row.append(el("meter", { min: "0", max: String(max || 1), value: r.cost_usd }));
+    const bar = document.createElementNS(SVG, "svg");
+    bar.setAttribute("viewBox", "0 0 100 10");
+    bar.setAttribute("preserveAspectRatio", "none");
+    const track = document.createElementNS(SVG, "rect");
+    for (const [k, v] of Object.entries({ width: 100, height: 10, class: "track" })) track.setAttribute(k, v);
+    const fill = document.createElementNS(SVG, "rect");
+    for (const [k, v] of Object.entries({ width: max ? (parseFloat(r.cost_usd) / max) * 100 : 0, height: 10, class: "b" })) fill.setAttribute(k, v);
+    bar.append(track, fill);
+    row.append(bar);
     row.append(el("span", { class: "n" }, usd(r.cost_usd)));
     box.append(row);
   }
