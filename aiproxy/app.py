@@ -20,6 +20,7 @@ from aiohttp import web
 from aiproxy.access.setup import Access, build_access
 from aiproxy.api.admission import Admission
 from aiproxy.api.chat import chat_completions
+from aiproxy.api.dashboard import dashboard_routes
 from aiproxy.api.embeddings import embeddings
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
@@ -198,6 +199,8 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
         ("/metrics", metrics_handler),
     ]:
         app.router.add_get(path, operator_handler)
+    for method, path, handler in dashboard_routes():  # the admin dashboard: same origin only, no CORS
+        app.router.add_route(method, path, handler)
 
     # Resources that live as long as the app: started in this order, closed in reverse.
     app.cleanup_ctx.extend([

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # While the ledger is down: "open" serves and spools; "closed" answers 503 before any upstream call.
     ledger_fail_policy: Literal["open", "closed"] = "open"
 
+    # --- usage dashboard (issue 15) ---
+    dashboard_session_ttl: float = Field(28800.0, gt=0)  # seconds a /dashboard login lasts
+    # Signs /dashboard session cookies; unset = derived from ADMIN_TOKEN (random per process when
+    # that is unset too). Set the same value on every instance behind one load balancer.
+    dashboard_session_secret: SecretStr | None = None
+
     @field_validator("credits_service_url")
     @classmethod
     def _check_credits_url(cls, value: str | None) -> str | None:

@@ -49,6 +49,7 @@ DIALECT = Dialect(
     types={"id": "BIGSERIAL PRIMARY KEY", "text": "TEXT", "int": "BIGINT", "bool": "BOOLEAN", "money": "NUMERIC",
            "time": "TIMESTAMPTZ", "float": "DOUBLE PRECISION"},
     insert_ignore=("", " ON CONFLICT ({}) DO NOTHING"),
+    hour_expr="to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
 )  # fmt: skip
 INSERT_USAGE = insert_usage(DIALECT)
 INSERT_CHARGE = insert_charge(DIALECT)
@@ -57,6 +58,8 @@ UPDATE_CHARGE = update_charge_query(DIALECT)
 
 
 class PostgresLedger:
+    dialect = DIALECT
+
     def __init__(self, dsn: str, schema: str | None = None, *, outbox: bool = False) -> None:
         self._dsn, self.schema = dsn, schema
         self.outbox = outbox
@@ -105,6 +108,10 @@ class PostgresLedger:
         sql, params = report_query(DIALECT, user=user, model=model, since=since, until=until, group_by=group_by)
         rows = await self.pool.fetch(sql, *params)
         return report_rows([tuple(r) for r in rows], group_by)
+
+    async def select(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """A read-only query built for DIALECT (the dashboard's)."""
+        return [tuple(r) for r in await self.pool.fetch(sql, *params)]
 
     async def spent(self, user: str, since: datetime) -> Decimal:
         value = await self.pool.fetchval(

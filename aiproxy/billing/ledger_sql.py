@@ -26,6 +26,7 @@ class Dialect:
     bool_param: Callable[[bool], Any]
     types: dict[str, str]  # logical column type -> SQL type; "id" is the row id column
     insert_ignore: tuple[str, str]  # (prefix, suffix) that make an INSERT skip a duplicate key
+    hour_expr: str = "NULL"  # the UTC hour of started_at as 'YYYY-MM-DDTHH' (dashboard buckets)
 
 
 # Logical columns; the dialect names their SQL types. Cost is "money": exact decimal storage.

@@ -77,6 +77,7 @@ DIALECT = Dialect(
     types={"id": "INTEGER PRIMARY KEY", "text": "TEXT", "int": "INTEGER", "bool": "INTEGER", "money": "TEXT",
            "time": "TEXT", "float": "REAL"},
     insert_ignore=("OR IGNORE ", ""),
+    hour_expr="substr(started_at, 1, 13)",
 )  # fmt: skip
 INSERT_USAGE = insert_usage(DIALECT)
 INSERT_CHARGE = insert_charge(DIALECT)
@@ -85,6 +86,8 @@ UPDATE_CHARGE = update_charge_query(DIALECT)
 
 
 class SqliteLedger:
+    dialect = DIALECT
+
     def __init__(self, path: str | None, *, outbox: bool = False) -> None:
         """`path` None means a private in-memory database (tests, throwaway demos)."""
         self._memory = path is None
@@ -175,6 +178,10 @@ class SqliteLedger:
     ) -> list[dict]:
         sql, params = report_query(DIALECT, user=user, model=model, since=since, until=until, group_by=group_by)
         return report_rows(await self._read(sql, params), group_by)
+
+    async def select(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """A read-only query built for DIALECT (the dashboard's), on the reader connection."""
+        return await self._read(sql, params)
 
     async def spent(self, user: str, since: datetime) -> Decimal:
         rows = await self._read("SELECT dsum(cost_usd) FROM usage WHERE user_id = ? AND started_at >= ?", (user, ts(since)))

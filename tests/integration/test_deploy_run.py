@@ -102,6 +102,14 @@ async def serves_a_chat(p: ProxyProcess) -> None:
         assert answer.json()["usage"]["completion_tokens"] > 0
 
 
+async def serves_the_dashboard_files(p: ProxyProcess) -> None:
+    """The dashboard's page and static files are package data: the wheel must carry them."""
+    async with aiohttp.ClientSession() as http:
+        for path in ("/dashboard", "/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css"):
+            async with http.get(f"{p.url}{path}") as resp:
+                assert resp.status == 200, (path, await resp.text())
+
+
 async def stop(p: ProxyProcess) -> None:
     p.signal(signal.SIGTERM)
     assert await p.wait() == 0, p.log[-3000:]
@@ -125,6 +133,7 @@ async def test_installed_package_runs_outside_the_repo(how: str, installed: Path
     processes.append(p)
     await wait_healthy(p)
     await serves_a_chat(p)
+    await serves_the_dashboard_files(p)
     await stop(p)
     assert (tmp_path / "data" / "usage.db").is_file()  # the default ledger, relative to the working directory
 

@@ -1,0 +1,1 @@
+"""The usage dashboard: range parsing, the figures it shows, sessions, and its static page."""
