@@ -11,8 +11,8 @@ is decided. A test builds the parts with `build_parts`, swaps one, and passes th
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
 
 import aiohttp_cors
 from aiohttp import web

@@ -6,7 +6,8 @@ read them. The per-request keys at the bottom are filled while a request is hand
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,25 +35,25 @@ ReadyCheck = Callable[[], Awaitable["bool | str"]]
 # Called at scrape time: returns (ledger queue depth, outbox pending), None where unknown.
 QueueProbe = Callable[[], Awaitable["tuple[int | None, int | None]"]]
 
-SETTINGS_KEY: web.AppKey["Settings"] = web.AppKey("settings")
-PROVIDERS_KEY: web.AppKey["Providers"] = web.AppKey("providers")  # the upstreams, resolved per model name
-MODELS_KEY: web.AppKey["ModelMap"] = web.AppKey("models")
-METER_KEY: web.AppKey["Meter"] = web.AppKey("meter")
-ADMISSION_KEY: web.AppKey["Admission"] = web.AppKey("admission")  # the ordered admission steps
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings")
+PROVIDERS_KEY: web.AppKey[Providers] = web.AppKey("providers")  # the upstreams, resolved per model name
+MODELS_KEY: web.AppKey[ModelMap] = web.AppKey("models")
+METER_KEY: web.AppKey[Meter] = web.AppKey("meter")
+ADMISSION_KEY: web.AppKey[Admission] = web.AppKey("admission")  # the ordered admission steps
 STATE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("state")  # small mutable app state (caches)
-LEDGER_KEY: web.AppKey["Ledger"] = web.AppKey("ledger")  # usage rows and the charge outbox
-LEDGER_GUARD_KEY: web.AppKey["LedgerGuard"] = web.AppKey("ledger_guard")  # the ledger's retry/spool guard
-CREDITS_KEY: web.AppKey["CreditGate | None"] = web.AppKey("credits")  # None: billing off
-RESERVATIONS_KEY: web.AppKey["Reservations"] = web.AppKey("reservations")  # admission's holds in flight
-ACCESS_KEY: web.AppKey["Access"] = web.AppKey("access")  # keys, rate limits, budgets
-LIFECYCLE_KEY: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")  # draining or not
+LEDGER_KEY: web.AppKey[Ledger] = web.AppKey("ledger")  # usage rows and the charge outbox
+LEDGER_GUARD_KEY: web.AppKey[LedgerGuard] = web.AppKey("ledger_guard")  # the ledger's retry/spool guard
+CREDITS_KEY: web.AppKey[CreditGate | None] = web.AppKey("credits")  # None: billing off
+RESERVATIONS_KEY: web.AppKey[Reservations] = web.AppKey("reservations")  # admission's holds in flight
+ACCESS_KEY: web.AppKey[Access] = web.AppKey("access")  # keys, rate limits, budgets
+LIFECYCLE_KEY: web.AppKey[Lifecycle] = web.AppKey("lifecycle")  # draining or not
 READY_CHECKS_KEY: web.AppKey[dict[str, ReadyCheck]] = web.AppKey("ready_checks")  # /health/ready, by name
 READY_DETAILS_KEY: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("ready_details")  # extra body fields
 QUEUE_PROBE_KEY: web.AppKey[list[QueueProbe]] = web.AppKey("queue_probe")  # /metrics gauges read at scrape
-LISTEN_PORTS_KEY: web.AppKey["ListenPorts"] = web.AppKey("listen_ports")  # filled once the sockets are bound
+LISTEN_PORTS_KEY: web.AppKey[ListenPorts] = web.AppKey("listen_ports")  # filled once the sockets are bound
 
 # Per-request slots (aiohttp RequestKey: typed, and no clash between modules' names).
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)  # the server's id: keys ledger and charge
 CLIENT_REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("client_request_id", str)  # a plain X-Request-ID, if sent
-METERING_KEY: web.RequestKey["Metering"] = web.RequestKey("metering")  # set once Gemini may spend tokens
+METERING_KEY: web.RequestKey[Metering] = web.RequestKey("metering")  # set once Gemini may spend tokens
 CHAT_REQUEST_KEY: web.RequestKey[Any] = web.RequestKey("chat_request")  # the validated ChatRequest

@@ -11,8 +11,9 @@ the tables in tests/unit/test_backoff.py cover it without sleeping.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 Jitter = Literal["full", "equal"]
 

@@ -10,7 +10,7 @@ client's remote images.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 

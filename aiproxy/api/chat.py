@@ -21,22 +21,22 @@ from aiproxy.appkeys import (
     ADMISSION_KEY,
     CHAT_REQUEST_KEY,
     CLIENT_REQUEST_ID_KEY,
-    METERING_KEY,
     METER_KEY,
+    METERING_KEY,
     PROVIDERS_KEY,
     REQUEST_ID_KEY,
     SETTINGS_KEY,
 )
-from aiproxy.http.hardening import JSON_BODY
 from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.errors import ProxyError
+from aiproxy.http.hardening import JSON_BODY
 from aiproxy.openai import sse
 from aiproxy.openai.fold import ChunkFolder
 from aiproxy.openai.sse import DONE, SSE_HEADERS
 from aiproxy.openai.types import ChatRequest, parse_chat_request
-from aiproxy.providers.base import Chunk, ChatOptions, ChatStream, UpstreamStreamError
+from aiproxy.providers.base import ChatOptions, ChatStream, Chunk, UpstreamStreamError
 
 log = logging.getLogger("aiproxy.api")
 

@@ -14,23 +14,23 @@ Not wired through aiohttp_cors on purpose: the dashboard is same-origin only.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from html import escape
 from importlib import resources
-from typing import Any, Awaitable, Callable, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.access.auth import is_admin_token
-from aiproxy.appkeys import ACCESS_KEY
-from aiproxy.appkeys import LEDGER_KEY, SETTINGS_KEY, STATE_KEY
+from aiproxy.appkeys import ACCESS_KEY, LEDGER_KEY, SETTINGS_KEY, STATE_KEY
+from aiproxy.billing.dashboard_queries import LATEST_COLUMNS, UsageFilter
 from aiproxy.dashboard import figures
 from aiproxy.dashboard.figures import DashboardSource
 from aiproxy.dashboard.ranges import parse_filter
 from aiproxy.dashboard.session import COOKIE, SessionSigner, derive_key
-from aiproxy.billing.dashboard_queries import LATEST_COLUMNS, UsageFilter
 from aiproxy.errors import ProxyError
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -200,7 +200,7 @@ def data_endpoint(produce: Callable[[web.Request, DashboardSource, UsageFilter, 
         try:
             await authorize(request)
             try:
-                name, flt = parse_filter(request.query, datetime.now(timezone.utc))
+                name, flt = parse_filter(request.query, datetime.now(UTC))
             except ValueError as exc:
                 raise ProxyError(400, str(exc), param=str(exc).split(":", 1)[0], code="invalid_value") from None
             head = {"range": name, "since": flt.since.isoformat(), "until": flt.until.isoformat(),

@@ -26,7 +26,7 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import ADMISSION_KEY, CLIENT_REQUEST_ID_KEY, METERING_KEY, METER_KEY, PROVIDERS_KEY, REQUEST_ID_KEY
+from aiproxy.appkeys import ADMISSION_KEY, CLIENT_REQUEST_ID_KEY, METER_KEY, METERING_KEY, PROVIDERS_KEY, REQUEST_ID_KEY
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.openai.types import parse_embeddings_request

@@ -25,9 +25,10 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -86,7 +87,7 @@ class CreditsClient:
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise CreditsUnavailable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         if status >= 500:
             raise CreditsUnavailable(f"HTTP {status}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from aiproxy.backoff import backoff_delay
 from aiproxy.billing.credits import CreditsClient, CreditsRejected, CreditsUnavailable
@@ -74,7 +74,7 @@ class OutboxWorker:
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._task.cancel()
             try:
                 await self._task
@@ -87,19 +87,19 @@ class OutboxWorker:
             self._wake.clear()
             try:
                 handled = await self.run_once()
-            except Exception:  # noqa: BLE001 - a ledger hiccup must not end billing for good
+            except Exception:  # a ledger hiccup must not end billing for good (logged with its traceback)
                 log.exception("credits outbox pass failed; retrying")
                 handled = 0
             if handled >= self.batch or self._stopping:
                 continue  # more may be due right away (or: stop now)
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def run_once(self) -> int:
         """Send every charge due now (one leased batch); return how many were attempted."""
-        due = await self.ledger.claim_charges(datetime.now(timezone.utc), self.lease, self.batch)
+        due = await self.ledger.claim_charges(datetime.now(UTC), self.lease, self.batch)
         await asyncio.gather(*(self._send(c) for c in due))
         return len(due)
 
@@ -114,7 +114,7 @@ class OutboxWorker:
                 # equal jitter: [50%, 100%] of the step, so instances recovering together spread out
                 delay = backoff_delay(attempts - 1, self.base_delay, self.max_delay, jitter="equal")
                 log.warning("charge %s not sent (%s); retry %d in %.1fs", charge.request_id, exc, attempts, delay)
-                await self._store(charge, PENDING, attempts, datetime.now(timezone.utc) + timedelta(seconds=delay), str(exc))
+                await self._store(charge, PENDING, attempts, datetime.now(UTC) + timedelta(seconds=delay), str(exc))
                 return
             except CreditsRejected as exc:
                 log.error("charge %s of $%s for %s is REJECTED by the credits service (%s); not retried",

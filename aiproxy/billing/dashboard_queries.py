@@ -10,10 +10,11 @@ LIMIT) and ranked in Python (aiproxy/dashboard/report.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 from aiproxy.billing.ledger_sql import Dialect, utc
 from aiproxy.billing.record import INTERNAL_ERROR, UPSTREAM_ERROR

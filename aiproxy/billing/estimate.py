@@ -35,8 +35,8 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.billing.record import Metering
-from aiproxy.openai.types import ChatRequest
 from aiproxy.media.sniff import decoded_size, sniff_audio, sniff_document, sniff_image, split_data_url
+from aiproxy.openai.types import ChatRequest
 
 CHARS_PER_TOKEN = 4
 IMAGE_TILE_TOKENS = 258

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Awaitable, Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from aiproxy.billing.record import UsageRecord
 from aiproxy.backoff import RetryPolicy
+from aiproxy.billing.record import UsageRecord
 from aiproxy.storage.urls import parse_database_url
 
 GROUPS = ("day", "model", "user")

@@ -21,11 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
+from aiproxy.backoff import RetryPolicy
 from aiproxy.billing.ledger import Ledger, is_row_fault
 from aiproxy.billing.record import Metering, UsageRecord
 from aiproxy.billing.spool import Spool, dump_record
 from aiproxy.errors import ProxyError
-from aiproxy.backoff import RetryPolicy
 
 log = logging.getLogger("aiproxy.billing")
 

@@ -11,7 +11,7 @@ together apply each migration once.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -93,7 +93,7 @@ class PostgresLedger:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(INSERT_USAGE, [usage_values(DIALECT, r) for r in recs])
             if charges:
-                await conn.executemany(INSERT_CHARGE, charge_values(DIALECT, charges, datetime.now(timezone.utc)))
+                await conn.executemany(INSERT_CHARGE, charge_values(DIALECT, charges, datetime.now(UTC)))
         self.transactions += 1
 
     async def report(
@@ -147,7 +147,7 @@ class PostgresLedger:
         self, charge: Charge, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
     ) -> bool:
         status = await self.pool.execute(
-            UPDATE_CHARGE, state, attempts, utc(next_attempt_at or datetime.now(timezone.utc)), error,
+            UPDATE_CHARGE, state, attempts, utc(next_attempt_at or datetime.now(UTC)), error,
             charge.request_id, charge.lease_token,
         )
         return status == "UPDATE 1"

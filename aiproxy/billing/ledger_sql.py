@@ -7,10 +7,11 @@ groupings mean exactly the same on SQLite and PostgreSQL, and can be read in one
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from aiproxy.billing.ledger import GROUPS, TOTAL_FIELDS, Charge
 from aiproxy.billing.record import UsageRecord
@@ -167,7 +168,7 @@ COUNT_CHARGES = "SELECT state, COUNT(*) FROM outbox GROUP BY state"
 
 def utc(dt: datetime) -> datetime:
     """Aware UTC; a naive datetime is taken to be UTC already (the ledger never stores local)."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def report_query(

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from aiproxy.billing.ledger import PENDING, Charge, GroupCommit, charge_for, counts_by_state
 from aiproxy.billing.ledger_sql import (
@@ -152,7 +153,7 @@ class SqliteLedger:
         try:
             conn.executemany(INSERT_USAGE, [usage_values(DIALECT, r) for r in recs])
             if charges:
-                conn.executemany(INSERT_CHARGE, charge_values(DIALECT, charges, datetime.now(timezone.utc)))
+                conn.executemany(INSERT_CHARGE, charge_values(DIALECT, charges, datetime.now(UTC)))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLITE_FULL and some I/O errors have rolled back already
@@ -226,7 +227,7 @@ class SqliteLedger:
         self, charge: Charge, *, state: str, attempts: int, next_attempt_at: datetime | None, error: str | None
     ) -> bool:
         def run() -> bool:
-            nxt = ts(next_attempt_at) if next_attempt_at is not None else ts(datetime.now(timezone.utc))
+            nxt = ts(next_attempt_at) if next_attempt_at is not None else ts(datetime.now(UTC))
             args = (state, attempts, nxt, error, charge.request_id, charge.lease_token)
             return self._require(self._wconn).execute(UPDATE_CHARGE, args).rowcount == 1
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -82,7 +83,7 @@ class Meter:
             reasoning_tokens=m.reasoning_tokens, cached_tokens=m.cached_tokens,
             total_tokens=m.prompt_tokens + m.completion_tokens, cost_usd=cost, status=m.status,
             estimated=not m.reported, price_fallback=fallback,
-            started_at=datetime.fromtimestamp(m.started_wall, timezone.utc),
+            started_at=datetime.fromtimestamp(m.started_wall, UTC),
             duration_ms=(now - m.started) * 1000.0,
             ttft_ms=(m.first_token_at - m.started) * 1000.0 if m.first_token_at is not None else None,
             end_user=m.end_user, audio_tokens=m.audio_prompt_tokens, client_request_id=m.client_request_id,
@@ -102,7 +103,7 @@ class Meter:
             try:
                 # Shielded: a client that leaves must not cancel the write of its own bill.
                 await asyncio.shield(sink.record(rec))
-            except Exception:  # noqa: BLE001 - a failing sink must not break the response or the others
+            except Exception:  # a failing sink must not break the response or the others (logged)
                 log.exception("usage sink %s failed for request %s", type(sink).__name__, rec.request_id)
         for hook in self.hooks:
             result = hook(rec)

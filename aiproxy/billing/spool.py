@@ -22,12 +22,13 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from aiproxy.backoff import RetryPolicy
 from aiproxy.billing.ledger import GroupCommit, is_row_fault

@@ -19,8 +19,8 @@ Nothing here adds itself to an app.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from aiohttp import web
 

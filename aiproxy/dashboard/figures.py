@@ -12,12 +12,19 @@ from __future__ import annotations
 import csv
 import io
 import math
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
-from aiproxy.billing.dashboard_queries import (LATEST_COLUMNS, UsageFilter, aggregate_query, aggregate_rows,
-                                               latency_query, latest_query)
+from aiproxy.billing.dashboard_queries import (
+    LATEST_COLUMNS,
+    UsageFilter,
+    aggregate_query,
+    aggregate_rows,
+    latency_query,
+    latest_query,
+)
 from aiproxy.billing.ledger_sql import Dialect
 from aiproxy.billing.pricing import format_usd
 from aiproxy.dashboard.ranges import bucket_keys, bucket_of
@@ -125,7 +132,7 @@ async def latency(src: DashboardSource, f: UsageFilter, cap: int = LATENCY_SAMPL
 
 def _iso(value: Any) -> str:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def latest(src: DashboardSource, f: UsageFilter, limit: int = LATEST_LIMIT) -> list[dict[str, Any]]:

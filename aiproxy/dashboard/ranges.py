@@ -7,8 +7,8 @@ are charted by the hour, longer ones by the day.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
-from typing import Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
 
 from aiproxy.billing.dashboard_queries import UsageFilter
 from aiproxy.billing.reports import parse_time
@@ -27,7 +27,7 @@ def parse_filter(params: Mapping[str, str], now: datetime) -> tuple[str, UsageFi
         return value.strip() or None if value is not None else None
 
     name = text("range") or DEFAULT_RANGE
-    tomorrow = datetime.combine(now.astimezone(timezone.utc).date(), time(), tzinfo=timezone.utc) + timedelta(days=1)
+    tomorrow = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC) + timedelta(days=1)
     if name in RANGES:
         since, until = tomorrow - timedelta(days=RANGES[name]), tomorrow
     elif name == "custom":
@@ -63,7 +63,7 @@ def bucket_keys(f: UsageFilter, bucket: str) -> list[str]:
     """Every bucket of the range, in the ledger's text form ('YYYY-MM-DDTHH' or 'YYYY-MM-DD')."""
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
     fmt = "%Y-%m-%dT%H" if bucket == "hour" else "%Y-%m-%d"
-    start = f.since.astimezone(timezone.utc)
+    start = f.since.astimezone(UTC)
     start = start.replace(minute=0, second=0, microsecond=0) if bucket == "hour" else \
         start.replace(hour=0, minute=0, second=0, microsecond=0)
     keys: list[str] = []

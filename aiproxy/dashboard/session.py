@@ -20,8 +20,8 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 COOKIE = "aiproxy_dashboard"
 _CONTEXT = b"aiproxy-dashboard-session-v1"

@@ -20,8 +20,9 @@ import asyncio
 import base64
 import ipaddress
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -32,9 +33,9 @@ from aiproxy.appkeys import CHAT_REQUEST_KEY
 from aiproxy.billing.record import Metering
 from aiproxy.config import Settings
 from aiproxy.errors import ProxyError, bad_request
-from aiproxy.openai.types import ChatRequest
 from aiproxy.media.public_address import is_public_address
 from aiproxy.media.sniff import decoded_size, split_data_url
+from aiproxy.openai.types import ChatRequest
 
 Resolver = Callable[[str], Awaitable[list[str]]]  # hostname -> IP address strings
 Fetched = tuple[str | None, bytes]  # (Content-Type, body)

@@ -6,7 +6,8 @@ and /metrics read about the ledger and Redis. Nothing here adds itself to an app
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-
 from pydantic.json_schema import models_json_schema
 
 from aiproxy import jsonutil

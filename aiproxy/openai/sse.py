@@ -7,7 +7,8 @@ join when a provider event became several chunks).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiproxy.jsonutil import dumps
 

@@ -13,12 +13,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
-from pydantic import BeforeValidator, Discriminator, Tag, WrapValidator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from aiproxy.access.identity import billing_user
 from aiproxy.errors import ProxyError
+
 
 class _Typed(BaseModel):
     """Unknown fields ignored (clients send many); known ones must have their JSON type
@@ -43,7 +54,7 @@ def one_of(expected: str, **branches: Any) -> Any:
     """A union chosen by the value's JSON type (string / array / object), so an error names the
     field inside the branch that applies instead of one per alternative."""
     members = tuple(Annotated[kind, Tag(f"@{name}")] for name, kind in branches.items())
-    return Annotated[Union[members], Discriminator(
+    return Annotated[Union[members], Discriminator(  # noqa: UP007 - a Union built at run time from a tuple
         _json_type_tag, custom_error_type="invalid_type", custom_error_message=f"expected {expected}")]
 
 
@@ -56,7 +67,7 @@ def tagged_by_type(expected: str, **branches: type[BaseModel]) -> Any:
         kind = value.get("type") if isinstance(value, dict) else None
         return f"@{kind}" if isinstance(kind, str) else None
 
-    union = Annotated[Union[members], Discriminator(
+    union = Annotated[Union[members], Discriminator(  # noqa: UP007 - a Union built at run time from a tuple
         tag, custom_error_type="unknown_type", custom_error_message=f"expected a `type` of {expected}")]
     return Annotated[union, WrapValidator(_keep_as_sent)]
 

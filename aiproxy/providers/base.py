@@ -13,8 +13,9 @@ translated chunk lists itself, so the handler's per-chunk work is one write.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aiproxy.openai.types import ChatRequest

@@ -7,7 +7,8 @@ today every name it accepts is served by Gemini. A new provider is one entry in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from aiproxy.providers.base import Provider, UpstreamEvents
 from aiproxy.providers.gemini.provider import GeminiProvider

@@ -11,10 +11,11 @@ cover it without sleeping.
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from aiproxy.backoff import RetryPolicy as RetryPolicy  # re-exported: the upstream policy's home
 
@@ -40,8 +41,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def retry_info_delay(body: Mapping[str, Any]) -> float | None:

@@ -17,8 +17,8 @@ import signal
 from aiohttp import web
 
 from aiproxy import jsonutil
+from aiproxy.appkeys import LIFECYCLE_KEY, PROVIDERS_KEY, READY_CHECKS_KEY, READY_DETAILS_KEY, ReadyCheck
 from aiproxy.server import sdnotify
-from aiproxy.appkeys import LIFECYCLE_KEY, READY_CHECKS_KEY, READY_DETAILS_KEY, PROVIDERS_KEY, ReadyCheck
 
 log = logging.getLogger("aiproxy.server.lifecycle")
 

@@ -18,8 +18,9 @@ created, so databases they made open and upgrade unchanged.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aiproxy.storage.urls import quote_ident
 
@@ -50,7 +51,7 @@ def migrate_sqlite(conn: sqlite3.Connection, version_table: str, steps: Steps) -
             if version > current:
                 for statement in statements:
                     conn.execute(statement)
-                stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 conn.execute(f"INSERT INTO {version_table} VALUES (?, ?)", (version, stamp))
         conn.execute("COMMIT")
     except BaseException:

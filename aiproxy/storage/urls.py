@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+
 @dataclass(frozen=True, slots=True)
 class DatabaseURL:
     """Where a store lives: a SQLite file (`sqlite_path`, None in memory) or a Postgres DSN."""

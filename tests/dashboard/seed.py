@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ ADMIN = "dashboard-admin-token"
 
 
 def today() -> datetime:
-    return datetime.combine(datetime.now(timezone.utc).date(), time(), tzinfo=timezone.utc)
+    return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
 
 
 def seeded_records() -> list[UsageRecord]:

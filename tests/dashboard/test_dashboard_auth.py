@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -138,7 +138,7 @@ async def test_revoking_the_admin_key_ends_its_sessions(proxy, http) -> None:
     async with http.get(proxy.make_url("/dashboard/api/summary")) as resp:
         assert resp.status == 200
     access = proxy.app[ACCESS_KEY]
-    await access.store.revoke(rec.id, datetime.now(timezone.utc))
+    await access.store.revoke(rec.id, datetime.now(UTC))
     await access.keys.refresh()
     async with http.get(proxy.make_url("/dashboard/api/summary")) as resp:
         assert resp.status == 401

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -48,7 +49,7 @@ def busy_week() -> list[Any]:
         requested, upstream, p_in, p_out = rng.choice(MODELS)
         prompt, completion = rng.randint(20, 4000), rng.randint(5, 1500)
         days_ago = rng.randint(0, 6)
-        so_far = int((datetime.now(timezone.utc) - today()).total_seconds() // 60)  # today: only the past
+        so_far = int((datetime.now(UTC) - today()).total_seconds() // 60)  # today: only the past
         minute = rng.randint(0, so_far if days_ago == 0 else 1439)
         started = today() - timedelta(days=days_ago) + timedelta(minutes=minute)
         status = rng.choices(["ok", "upstream_error", "client_disconnected"], [94, 4, 2])[0]

@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.openai.sse import DONE
 from aiproxy.appkeys import METER_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, OK, UPSTREAM_ERROR, UsageRecord
+from aiproxy.openai.sse import DONE
 from tests.integration.opshelp import Answer, chat, chat_body, wait_streams_closed
 
 GUARD = 20.0  # seconds; a hang fails the test here instead of stalling the suite

@@ -7,7 +7,8 @@ models are listed under its owner. This is what a new provider package gets for 
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer

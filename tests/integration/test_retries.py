@@ -11,9 +11,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.openai.sse import DONE
 from aiproxy.appkeys import METER_KEY
 from aiproxy.billing.record import UsageRecord
+from aiproxy.openai.sse import DONE
 from aiproxy.providers.gemini.client import GeminiClient
 from aiproxy.providers.retry import RetryPolicy
 from aiproxy.server.serve import free_port

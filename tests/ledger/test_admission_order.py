@@ -13,7 +13,7 @@ from tests.ledger.test_billing_in_app import chat, start_proxy, stub_upstream  #
 
 
 async def test_client_over_its_rate_limit_gets_429_without_asking_the_credits_service(
-        upstream: Any, credits_service: Any, ledger_url: str) -> None:  # noqa: F811 - the fixture
+        upstream: Any, credits_service: Any, ledger_url: str) -> None:
     proxy = await start_proxy(upstream, ledger_url, CREDITS_SERVICE_URL=str(credits_service.make_url("")),
                               CREDITS_SERVICE_API_KEY=CREDITS_API_KEY)
     try:  # alice has no credit account: asking the credits service means 402

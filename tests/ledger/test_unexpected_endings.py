@@ -18,12 +18,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from aiproxy.openai.sse import DONE
 from aiproxy.app import create_app
 from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR
 from aiproxy.config import load_settings
 from aiproxy.emulator import directive_text
+from aiproxy.openai.sse import DONE
 from aiproxy.providers.gemini.response import StreamTranslator
 from tests.conftest import EMULATOR_KEY, emulator_url
 

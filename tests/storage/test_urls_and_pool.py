@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import datetime, timezone
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -48,7 +48,7 @@ def test_unknown_scheme_is_refused_by_the_parser_and_the_settings() -> None:
 def _key() -> KeyRecord:
     key = generate_key()
     return KeyRecord(id=new_key_id(), key_hash=hash_key(key), prefix=shown_prefix(key), user="alice",
-                     created_at=datetime.now(timezone.utc))
+                     created_at=datetime.now(UTC))
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
-from aiproxy.openai.types import parse_chat_request
 from aiproxy.media.sniff import decoded_size, sniff_audio, sniff_file, sniff_image
+from aiproxy.openai.types import parse_chat_request
 from aiproxy.providers.gemini.request import build_gemini_request
 
 # Tiny but valid headers of each format (enough bytes for the magic numbers).

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
+from aiproxy.openai.fold import ChunkFolder
 from aiproxy.openai.types import parse_chat_request
 from aiproxy.providers.gemini.logprobs import openai_logprobs
 from aiproxy.providers.gemini.request import build_gemini_request
-from aiproxy.openai.fold import ChunkFolder
 from aiproxy.providers.gemini.response import StreamTranslator
 
 SCHEMA = {

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from aiproxy.errors import ProxyError
+from aiproxy.openai.fold import ChunkFolder
 from aiproxy.openai.types import parse_chat_request
 from aiproxy.providers.gemini.request import build_gemini_request
-from aiproxy.openai.fold import ChunkFolder
 from aiproxy.providers.gemini.response import StreamTranslator
 from aiproxy.providers.gemini.thinking import thinking_for
 from aiproxy.providers.gemini.tools import decode_call_signature, encode_call_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -20,7 +21,14 @@ import aiohttp
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
-from aiproxy.providers.retry import FALLBACK_STATUSES, RETRY_STATUSES, Fallbacks, RetryPolicy, model_chain, upstream_retry_after
+from aiproxy.providers.retry import (
+    FALLBACK_STATUSES,
+    RETRY_STATUSES,
+    Fallbacks,
+    RetryPolicy,
+    model_chain,
+    upstream_retry_after,
+)
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
 
@@ -214,7 +222,7 @@ class GeminiClient:
         raise failure.error
 
     async def stream_generate(self, model: str, body: bytes, headers: dict[str, str] | None = None,
-                              body_for: Callable[[str], bytes] | None = None) -> "GeminiStream":
+                              body_for: Callable[[str], bytes] | None = None) -> GeminiStream:
         """Open a streamed generation for `model` or, on 429/503/timeout, its fallbacks.
 
         `body_for(model)` rebuilds the request for a fallback model (thinking settings differ by
@@ -286,7 +294,7 @@ class GeminiStream:
             rest = b"".join(pending)
             if rest.startswith(b"data:"):
                 yield _event(rest)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamStreamError("Gemini stopped sending (idle timeout).", 504, "upstream_timeout") from None
         except aiohttp.ClientPayloadError:
             raise UpstreamStreamError("Gemini's stream ended early.") from None

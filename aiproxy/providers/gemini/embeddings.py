@@ -7,7 +7,8 @@ responses carry no token counts, so usage comes from the embedding model's own `
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiproxy.errors import ProxyError
 from aiproxy.providers.gemini.client import GeminiClient, model_path

@@ -10,7 +10,8 @@ when a chunk carries `logprobsResult`: nothing is added to the hot path otherwis
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiproxy.errors import bad_request
 from aiproxy.openai.types import ChatRequest

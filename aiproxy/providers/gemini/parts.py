@@ -6,7 +6,8 @@ A type missing from the table is a 400 naming the part.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiproxy.errors import bad_request
 from aiproxy.providers.gemini.media import file_part, image_url_part, input_audio_part

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.base import Chunk, ChatOptions, UpstreamEvents, UpstreamStreamError, UsageCounts
+from aiproxy.providers.base import ChatOptions, Chunk, UpstreamEvents, UpstreamStreamError, UsageCounts
 from aiproxy.providers.gemini.client import GeminiClient, GeminiStream
 from aiproxy.providers.gemini.embeddings import count_prompt_tokens, embed_slices
 from aiproxy.providers.gemini.request import build_gemini_request

@@ -7,7 +7,8 @@ consecutive turns of one role in some models, so same-role turns are merged.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiproxy.errors import bad_request
 from aiproxy.openai.think_history import assistant_content_without_thoughts

@@ -7,15 +7,15 @@ hot path: plain dicts, no pydantic, no per-chunk allocations beyond the chunk it
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiproxy.jsonutil import dumps_str
-from aiproxy.providers.gemini.finish import openai_finish_reason
-from aiproxy.providers.gemini.tools import tool_call_id as default_tool_call_id
-from aiproxy.providers.gemini.logprobs import attach_logprobs
 from aiproxy.providers.base import Chunk
+from aiproxy.providers.gemini.finish import openai_finish_reason
+from aiproxy.providers.gemini.logprobs import attach_logprobs
+from aiproxy.providers.gemini.tools import tool_call_id as default_tool_call_id
 from aiproxy.providers.gemini.usage import openai_usage
-
 
 ToolCallIdFn = Callable[[dict[str, Any], dict[str, Any], int, str], str]
 

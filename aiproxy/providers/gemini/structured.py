@@ -19,6 +19,7 @@ from aiproxy.openai.types import ChatRequest
 from aiproxy.providers.gemini.schema import gemini_json_schema, sanitize_schema
 from aiproxy.providers.gemini.tools import takes_json_schema
 
+
 def _invalid(detail: str, param: str = "response_format") -> Exception:
     return bad_request(f"Invalid value for '{param}': {detail}", param=param)
 
