@@ -199,8 +199,8 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
         ("/metrics", metrics_handler),
     ]:
         app.router.add_get(path, operator_handler)
-    for method, path, handler in dashboard_routes():  # the admin dashboard: same origin only, no CORS
-        app.router.add_route(method, path, handler)
+    for method, path, dashboard_handler in dashboard_routes():  # the admin dashboard: same origin only, no CORS
+        app.router.add_route(method, path, dashboard_handler)
 
     # Resources that live as long as the app: started in this order, closed in reverse.
     app.cleanup_ctx.extend([

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 Jitter = Literal["full", "equal"]
 
@@ -37,6 +37,11 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 5.0
     deadline: float = 30.0
+
+    @overload
+    def delay(self, attempt: int, retry_after: None, rand: Callable[[], float] = ...) -> float: ...
+    @overload
+    def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = ...) -> float | None: ...
 
     def delay(self, attempt: int, retry_after: float | None,
               rand: Callable[[], float] = random.random) -> float | None:

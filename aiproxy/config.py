@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -236,7 +236,7 @@ class Settings(BaseSettings):
     media_fetch_allow_private: bool = False  # tests only: allow loopback/private image URLs
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = True, **overrides: object) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = True, **overrides: Any) -> Settings:
     """Build validated settings; raise ConfigError with one operator-facing line on any problem.
 
     `env` replaces os.environ (tests pass their own); `.env` in the working directory is read
@@ -244,11 +244,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_key: bool = T
     """
     try:
         if env is None:
-            settings = Settings(**overrides)  # type: ignore[arg-type]
+            settings = Settings(**overrides)
         else:
-            values = {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+            values: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
             values.update(overrides)
-            settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+            settings = Settings(_env_file=None, **values)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "settings"

@@ -53,7 +53,7 @@ class _Conn(asyncio.Protocol):
         self.body = bytearray() if self.gen.keep_body else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment] - a TCP client's transport is a Transport
+        self.transport = transport  # type: ignore[assignment]  # a TCP client's transport is a Transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

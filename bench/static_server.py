@@ -26,7 +26,7 @@ async def serve() -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr] - started above, so not None
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started above, so not None
     sys.stdout.write(f"static listening on http://127.0.0.1:{port}\n")
     sys.stdout.flush()
     await asyncio.Event().wait()

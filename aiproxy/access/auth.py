@@ -19,7 +19,7 @@ from aiproxy.billing.record import Metering
 from aiproxy.errors import ProxyError
 
 KEY_RECORD: web.RequestKey[Any] = web.RequestKey("access_key")  # request slot: the authenticated KeyRecord
-ADMIN_FLAG: web.RequestKey[bool] = web.RequestKey("access_admin", bool)  # request slot: True when the caller may use admin routes
+ADMIN_FLAG: web.RequestKey[bool] = web.RequestKey("access_admin", bool)  # request slot: True for admin callers
 
 _API_ROOTS = ("/chat/completions", "/models", "/embeddings", "/usage", "/admin")
 
@@ -55,7 +55,9 @@ INCORRECT = "Incorrect API key provided. Check the key, or ask the operator for 
 
 def is_admin_token(key: str | None, admin_token: str) -> bool:
     """True when `key` is the configured ADMIN_TOKEN (compared in constant time)."""
-    return bool(key and admin_token) and hmac.compare_digest(key.encode(), admin_token.encode())
+    if not (key and admin_token):
+        return False
+    return hmac.compare_digest(key.encode(), admin_token.encode())
 
 
 def check_admin(request: web.Request, admin_token: str) -> None:
@@ -69,7 +71,8 @@ def check_admin(request: web.Request, admin_token: str) -> None:
         raise ProxyError(403, "Usage reports are disabled: set ADMIN_TOKEN to enable them.", code="admin_disabled")
     key = presented_key(request)
     if not key:
-        raise ProxyError(401, "Missing admin token: send `Authorization: Bearer <ADMIN_TOKEN>`.", code="missing_api_key")
+        raise ProxyError(401, "Missing admin token: send `Authorization: Bearer <ADMIN_TOKEN>`.",
+                         code="missing_api_key")
     if not is_admin_token(key, admin_token):
         raise ProxyError(401, "Incorrect admin token provided.", code="invalid_api_key")
     request[ADMIN_FLAG] = True

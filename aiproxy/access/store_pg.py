@@ -1,7 +1,8 @@
 """Key store in the ledger's PostgreSQL database (asyncpg), so every instance sees one key table.
 
 `?schema=name` in USAGE_DB_URL puts the tables in that schema, as the ledger does (tests use a
-fresh schema per run), through the pool it shares with the ledger (aiproxy.storage.pg_pool). Migrations run through aiproxy.storage.migrate (advisory lock first), so
+fresh schema per run), through the pool it shares with the ledger (aiproxy.storage.pg_pool).
+Migrations run through aiproxy.storage.migrate (advisory lock first), so
 instances starting together apply each step once.
 """
 

@@ -138,7 +138,7 @@ def _settle_failure(m: Metering, stream: ChatStream) -> None:
     m.status = INTERNAL_ERROR
     try:
         _settle(m, stream, complete=False)
-    except Exception:  # the usage itself was what failed: fall back to the estimates
+    except Exception:  # noqa: BLE001 - the usage itself was what failed: fall back to the estimates
         apply_usage(m, None, complete=False)
 
 
@@ -163,7 +163,8 @@ async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.
         m.status = UPSTREAM_ERROR
         _settle(m, stream, complete=False)
         await request.app[METER_KEY].finish(m)
-        await resp.write(sse.error_and_done(ProxyError(exc.status, exc.message, type="api_error", code=exc.code).body()))
+        await resp.write(sse.error_and_done(
+            ProxyError(exc.status, exc.message, type="api_error", code=exc.code).body()))
         await resp.write_eof()
         return resp
     except (ConnectionResetError, ConnectionError):
@@ -179,7 +180,7 @@ async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.
         final = stream.finish()
         m.status = _final_status(final)
         _settle(m, stream, complete=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a proxy fault at the end: bill what was spent, end the stream
         return await _end_stream_after_fault(request, resp, stream, m)
     await request.app[METER_KEY].finish(m)  # committed before the last byte
     # The closing chunks, [DONE] and the chunked terminator leave in one send.
@@ -200,7 +201,7 @@ async def _end_stream_after_fault(request: web.Request, resp: web.StreamResponse
     try:
         await resp.write(sse.error_and_done(error))
         await resp.write_eof()
-    except Exception:  # the connection itself is broken: nothing more can reach the client
+    except Exception:  # noqa: BLE001 - the connection itself is broken: nothing more can reach the client
         pass
     return resp
 

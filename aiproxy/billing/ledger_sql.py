@@ -216,7 +216,7 @@ def report_rows(rows: Sequence[Sequence[Any]], group_by: str | None) -> list[dic
         item: dict[str, Any] = {}
         if group_by is not None:
             item[group_by] = row[0]
-        for name, value in zip(TOTAL_FIELDS, row[1:-1]):
+        for name, value in zip(TOTAL_FIELDS, row[1:-1], strict=True):
             item[name] = int(value)
         item["cost_usd"] = Decimal(str(row[-1]))
         out.append(item)

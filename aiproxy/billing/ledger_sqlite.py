@@ -110,7 +110,7 @@ class SqliteLedger:
             Path(self._target).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self._target, uri=self._memory, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
-        conn.create_aggregate("dsum", 1, DecimalSum)  # type: ignore[arg-type]
+        conn.create_aggregate("dsum", 1, DecimalSum)  # type: ignore[arg-type]  # typeshed: int only; SQLite: any
         return conn
 
     def _open_writer(self) -> None:
@@ -185,7 +185,8 @@ class SqliteLedger:
         return await self._read(sql, params)
 
     async def spent(self, user: str, since: datetime) -> Decimal:
-        rows = await self._read("SELECT dsum(cost_usd) FROM usage WHERE user_id = ? AND started_at >= ?", (user, ts(since)))
+        rows = await self._read("SELECT dsum(cost_usd) FROM usage WHERE user_id = ? AND started_at >= ?",
+                                (user, ts(since)))
         return Decimal(rows[0][0] or 0)
 
     async def ping(self) -> bool:
@@ -200,7 +201,7 @@ class SqliteLedger:
         def run() -> list[dict]:
             cur = self._require(self._rconn).execute(f"SELECT {USAGE_COLUMNS} FROM usage ORDER BY id")
             names = [c[0] for c in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
         return await self._on(self._reader, run)
 

@@ -118,7 +118,8 @@ def load_price_table(override: Path | None = None) -> PriceTable:
         return table
     extra = tomllib.loads(Path(override).read_text())
     ov = parse_price_table(Path(override).read_text())
-    return PriceTable(models={**table.models, **ov.models}, fallback=ov.fallback if "fallback" in extra else table.fallback)
+    return PriceTable(models={**table.models, **ov.models},
+                      fallback=ov.fallback if "fallback" in extra else table.fallback)
 
 
 def worst_case_cost(table: PriceTable, model: str, prompt_tokens: int, max_output_tokens: int) -> Decimal:

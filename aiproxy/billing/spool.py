@@ -126,7 +126,7 @@ class Spool:
                 self._rows[path] = len(recs)
                 for start in range(0, len(recs), chunk):
                     part = recs[start:start + chunk]
-                    for rec, exc in zip(part, await write(part)):
+                    for rec, exc in zip(part, await write(part), strict=True):
                         if exc is None:
                             continue
                         if not is_row_fault(exc):

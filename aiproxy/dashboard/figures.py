@@ -140,7 +140,7 @@ async def latest(src: DashboardSource, f: UsageFilter, limit: int = LATEST_LIMIT
     sql, params = latest_query(src.dialect, f, limit)
     out = []
     for row in await src.select(sql, params):
-        item = dict(zip(LATEST_COLUMNS, row))
+        item = dict(zip(LATEST_COLUMNS, row, strict=True))
         item["started_at"] = _iso(item["started_at"])
         item["cost_usd"] = Decimal(str(item["cost_usd"]))
         item["prompt_tokens"], item["completion_tokens"] = int(item["prompt_tokens"]), int(item["completion_tokens"])

@@ -185,7 +185,8 @@ class RemoteImageFetcher:
                 for k, (url, param) in enumerate(targets):
                     group.create_task(fetch_one(k, url, param))
         except TimeoutError:
-            late = next((param for (_, param), got in zip(targets, results) if got is None), targets[-1][1])
+            late = next((param for (_, param), got in zip(targets, results, strict=True) if got is None),
+                        targets[-1][1])
             raise _unfetchable(late, f"the request's remote images were not all fetched within "
                                      f"{self.timeout:g} s") from None
         except BaseExceptionGroup as failed:
@@ -280,7 +281,7 @@ async def inline_remote_images(req: ChatRequest, fetcher: RemoteImageFetcher, ma
     if not remote:
         return
     fetched = await fetcher.fetch_all([(url, param) for _, url, param in remote], max_bytes - total)
-    for (part, _, _), (ctype, body) in zip(remote, fetched):
+    for (part, _, _), (ctype, body) in zip(remote, fetched, strict=True):
         label = (ctype or "application/octet-stream").split(";", 1)[0].strip() or "application/octet-stream"
         spec = part["image_url"]
         data_url = f"data:{label};base64," + base64.b64encode(body).decode("ascii")

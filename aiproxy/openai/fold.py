@@ -29,7 +29,8 @@ class ChunkFolder:
         for choice in chunk["choices"]:
             acc = self._choices.get(choice["index"])
             if acc is None:
-                acc = self._choices[choice["index"]] = {"content": [], "reasoning": [], "calls": {}, "finish": None, "native": None}
+                acc = self._choices[choice["index"]] = {"content": [], "reasoning": [], "calls": {}, "finish": None,
+                                                        "native": None}
             delta = choice["delta"]
             if "content" in delta:
                 acc["content"].append(delta["content"])

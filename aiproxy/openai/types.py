@@ -11,7 +11,7 @@ each member with its own fields.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -67,7 +67,7 @@ def tagged_by_type(expected: str, **branches: type[BaseModel]) -> Any:
         kind = value.get("type") if isinstance(value, dict) else None
         return f"@{kind}" if isinstance(kind, str) else None
 
-    union = Annotated[Union[members], Discriminator(  # noqa: UP007 - a Union built at run time from a tuple
+    union: Any = Annotated[Union[members], Discriminator(  # noqa: UP007 - a Union built at run time from a tuple
         tag, custom_error_type="unknown_type", custom_error_message=f"expected a `type` of {expected}")]
     return Annotated[union, WrapValidator(_keep_as_sent)]
 
@@ -84,12 +84,15 @@ class ImageURL(_Typed):
     detail: str | None = None
 
 
-ImageURLSpec = one_of("an object with `url`, or the URL as a string", object=ImageURL, string=str)
+if TYPE_CHECKING:  # the static view of the union built at run time below
+    ImageURLSpec = ImageURL | str
+else:
+    ImageURLSpec = one_of("an object with `url`, or the URL as a string", object=ImageURL, string=str)
 
 
 class ImageURLPart(_Typed):
     type: Literal["image_url"]
-    image_url: ImageURLSpec  # type: ignore[valid-type]
+    image_url: ImageURLSpec
 
 
 class InputAudio(_Typed):
@@ -118,9 +121,14 @@ class RefusalPart(_Typed):  # assistant history as the SDKs echo it back
     refusal: str
 
 
-ContentPart = tagged_by_type("'text', 'image_url', 'input_audio', 'file' or 'refusal'", text=TextPart,
-                             image_url=ImageURLPart, input_audio=InputAudioPart, file=FilePart, refusal=RefusalPart)
-Content = one_of("a string or an array of content parts", string=str, array=list[ContentPart])
+if TYPE_CHECKING:  # the static view of the unions built at run time below: parts stay the client's dicts
+    ContentPart = dict[str, Any]
+    Content = str | list[ContentPart]
+else:
+    ContentPart = tagged_by_type("'text', 'image_url', 'input_audio', 'file' or 'refusal'", text=TextPart,
+                                 image_url=ImageURLPart, input_audio=InputAudioPart, file=FilePart,
+                                 refusal=RefusalPart)
+    Content = one_of("a string or an array of content parts", string=str, array=list[ContentPart])
 
 
 # ---- messages --------------------------------------------------------------------------------
@@ -153,7 +161,7 @@ class Message(_Typed):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     # A string or typed parts; `null` is valid (an assistant turn of only tool calls, a tool
     # result with nothing to say). Parts stay the client's dicts, their types checked.
-    content: Content | None = None  # type: ignore[valid-type]
+    content: Content | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
@@ -212,12 +220,17 @@ class JsonSchemaFormat(_Typed):
     json_schema: JsonSchemaSpec
 
 
-ToolDict = Annotated[FunctionTool, WrapValidator(_keep_as_sent)]
-ToolChoice = one_of("'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}",
-                    string=Literal["none", "auto", "required"],
-                    object=Annotated[NamedToolChoice, WrapValidator(_keep_as_sent)])
-ResponseFormat = tagged_by_type("'text', 'json_object' or 'json_schema'", text=TextFormat,
-                                json_object=JsonObjectFormat, json_schema=JsonSchemaFormat)
+if TYPE_CHECKING:  # the static view of the types built below: objects stay the client's dicts (_keep_as_sent)
+    ToolDict = dict[str, Any]
+    ToolChoice = Literal["none", "auto", "required"] | dict[str, Any]
+    ResponseFormat = dict[str, Any]
+else:
+    ToolDict = Annotated[FunctionTool, WrapValidator(_keep_as_sent)]
+    ToolChoice = one_of("'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}",
+                        string=Literal["none", "auto", "required"],
+                        object=Annotated[NamedToolChoice, WrapValidator(_keep_as_sent)])
+    ResponseFormat = tagged_by_type("'text', 'json_object' or 'json_schema'", text=TextFormat,
+                                    json_object=JsonObjectFormat, json_schema=JsonSchemaFormat)
 
 
 class ChatRequest(_Typed):
@@ -241,9 +254,9 @@ class ChatRequest(_Typed):
     user: str | None = Field(None, description="End-user label; billing follows the API key.")
     user_id: str | None = None  # the seed's billing identity
     tools: list[ToolDict] | None = None
-    tool_choice: ToolChoice | None = None  # type: ignore[valid-type]
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    response_format: ResponseFormat | None = None  # type: ignore[valid-type]
+    response_format: ResponseFormat | None = None
     reasoning_effort: str | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
@@ -283,17 +296,20 @@ def _no_token_arrays(value: Any) -> Any:
 
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
-EmbeddingInput = Annotated[
-    one_of("a non-empty string or an array of strings", string=NonEmptyText,
-           array=Annotated[list[NonEmptyText], Field(min_length=1, max_length=EMBEDDING_INPUTS_MAX)]),
-    BeforeValidator(_no_token_arrays)]
+if TYPE_CHECKING:  # the static view of the union built at run time below
+    EmbeddingInput = str | list[str]
+else:
+    EmbeddingInput = Annotated[
+        one_of("a non-empty string or an array of strings", string=NonEmptyText,
+               array=Annotated[list[NonEmptyText], Field(min_length=1, max_length=EMBEDDING_INPUTS_MAX)]),
+        BeforeValidator(_no_token_arrays)]
 
 
 class EmbeddingsRequest(_Typed):
     model_config = ConfigDict(json_schema_extra={"examples": [{"model": "text-embedding-3-small", "input": "hello"}]})
 
     model: str = Field(min_length=1, examples=["text-embedding-3-small"])
-    input: EmbeddingInput  # type: ignore[valid-type]
+    input: EmbeddingInput
     dimensions: int | None = Field(None, ge=1)
     encoding_format: Literal["float", "base64"] | None = None
     user: str | None = None

@@ -129,7 +129,8 @@ class Provider(Protocol):
         here, before anything is spent or metered."""
         ...
 
-    def embed(self, model: str, texts: list[str], dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
+    def embed(self, model: str, texts: list[str],
+              dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
         """Each upstream call's texts and vectors, in order, as the upstream answers them."""
         ...
 

@@ -56,7 +56,7 @@ async def readiness(request: web.Request) -> web.Response:
     extra = app[READY_CHECKS_KEY]
     if extra:
         results = await asyncio.gather(*(_run_check(c) for c in extra.values()))
-        checks.update(zip(extra, results))
+        checks.update(zip(extra, results, strict=True))
     if app[LIFECYCLE_KEY].draining:
         status = "draining"
     elif all(v == "ok" for v in checks.values()):

@@ -45,7 +45,8 @@ def migrate_sqlite(conn: sqlite3.Connection, version_table: str, steps: Steps) -
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("BEGIN IMMEDIATE")  # the lock before the version is read
     try:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {version_table} (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {version_table} "
+                     "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
         current = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {version_table}").fetchone()[0]
         for version, statements in steps:
             if version > current:

@@ -127,7 +127,7 @@ async def test_a_swapped_ledger_sink_gets_each_metered_row(emulator: TestServer,
                                                            stream: bool) -> None:
     settings = make_settings(emulator_url(emulator))
     parts = build_parts(settings)
-    sink = parts.billing.ledger_guard = RecordingSink(parts.billing.ledger_guard)  # type: ignore[assignment]
+    sink = parts.billing.ledger_guard = RecordingSink(parts.billing.ledger_guard)  # type: ignore[assignment]  # a stand-in
     proxy = await _serve(create_app(settings, parts))
     try:
         body = {**_chat(stream), "stream_options": {"include_usage": True}} if stream else _chat()

@@ -107,13 +107,13 @@ async def test_usage_is_estimated_and_flagged_when_count_tokens_fails(proxy_fact
 
     proxy = await proxy_factory()
     provider, _ = proxy.app[PROVIDERS_KEY].resolve_embedding("text-embedding-3-small")
-    real = provider.client  # type: ignore[attr-defined]
-    provider.client = _NoCountUpstream()  # type: ignore[attr-defined]  # swap the upstream client (test only)
+    real = provider.client
+    provider.client = _NoCountUpstream()  # swap the upstream client (test only)
     try:
         async with http.post(proxy.make_url("/v1/embeddings"),
                              json={"model": "text-embedding-3-small", "input": "x" * 9}) as resp:
             usage = (await resp.json())["usage"]
     finally:
-        provider.client = real  # type: ignore[attr-defined]
+        provider.client = real
     assert usage == {"prompt_tokens": 3, "total_tokens": 3, "estimated": True}  # ceil(9 / 4)
     assert len(billing_lines()) == 1 and "Tokens: 3 input" in billing_lines()[0]

@@ -39,7 +39,8 @@ class ScriptedStream:
 
     async def __aiter__(self) -> AsyncIterator[list[dict[str, Any]]]:
         yield [chunk(self._options, self._echo, {"role": "assistant", "content": "Hello"})]
-        yield [chunk(self._options, self._echo, {"content": ", "}), chunk(self._options, self._echo, {"content": "world"})]
+        yield [chunk(self._options, self._echo, {"content": ", "}),
+               chunk(self._options, self._echo, {"content": "world"})]
 
     def finish(self) -> list[dict[str, Any]]:
         return [chunk(self._options, self._echo, {}, "stop")]
@@ -75,7 +76,8 @@ class ScriptedProvider:
 
         return Call()
 
-    async def embed(self, model: str, texts: list[str], dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
+    async def embed(self, model: str, texts: list[str],
+                    dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
         yield texts, [[0.25, 0.5] for _ in texts]
 
     async def count_tokens(self, model: str, texts: list[str]) -> int | None:
@@ -112,7 +114,8 @@ async def scripted() -> AsyncIterator[tuple[TestServer, ScriptedProvider]]:
 async def test_streamed_chat_is_the_providers_chunks_then_done(scripted: Any, http: Any, billing_lines: Any) -> None:
     server, provider = scripted
     async with http.post(server.make_url("/v1/chat/completions"), json={
-            "model": "gpt-4", "stream": True, "user": "alice", "messages": [{"role": "user", "content": "hi"}]}) as resp:
+            "model": "gpt-4", "stream": True, "user": "alice",
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
         assert resp.status == 200 and resp.headers["X-Upstream-Model"] == "scripted-1"
         raw = await resp.read()
     assert raw.endswith(DONE)
@@ -131,7 +134,8 @@ async def test_buffered_chat_folds_the_providers_chunks(scripted: Any, http: Any
             "model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}) as resp:
         body = await resp.json()
     assert body["object"] == "chat.completion" and body["model"] == "gpt-4"
-    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "Hello, world", "refusal": None},
+    assert body["choices"] == [{"index": 0,
+                                "message": {"role": "assistant", "content": "Hello, world", "refusal": None},
                                 "logprobs": None, "finish_reason": "stop"}]
     assert "Tokens: 11 input + 7 output = 18 total" in billing_lines()[0]
 

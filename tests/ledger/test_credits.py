@@ -322,8 +322,8 @@ async def test_worker_whose_lease_expired_cannot_overwrite_the_new_owner(outbox_
     release = asyncio.Event()
     stale_client, fresh_client = ScriptedBill("insufficient", release), ScriptedBill("charged")
     # The first worker's lease is over as soon as it is taken (a post that outlives its lease).
-    stale = OutboxWorker(outbox_ledger, stale_client, lease=timedelta(0))  # type: ignore[arg-type] - ScriptedBill stands in for the client
-    fresh = OutboxWorker(outbox_ledger, fresh_client, lease=timedelta(seconds=60))  # type: ignore[arg-type] - ditto
+    stale = OutboxWorker(outbox_ledger, stale_client, lease=timedelta(0))  # type: ignore[arg-type]  # ScriptedBill stands in for the client
+    fresh = OutboxWorker(outbox_ledger, fresh_client, lease=timedelta(seconds=60))  # type: ignore[arg-type]  # ditto
     stale_pass = asyncio.create_task(stale.run_once())
     while stale_client.calls == 0:
         await asyncio.sleep(0.005)
@@ -349,7 +349,7 @@ class CountingBalances:
 
 async def test_balance_cache_stays_bounded_under_many_users() -> None:
     balances = CountingBalances()
-    gate = CreditGate(balances, ttl=60, max_users=50)  # type: ignore[arg-type] - a stand-in: balance() is all it calls
+    gate = CreditGate(balances, ttl=60, max_users=50)  # type: ignore[arg-type]  # a stand-in: balance() is all it calls
     for i in range(1000):
         await gate.preflight(f"user-{i}", Decimal("0.1"))
         assert gate.cached_users <= 50

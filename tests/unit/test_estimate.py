@@ -159,5 +159,5 @@ def test_rate_limit_estimate_uses_the_media_aware_prompt_estimate() -> None:
 
     m = Metering(request_id="r", user="u", requested_model="m", upstream_model="m", prompt_chars=40,
                  prompt_estimate=10 + 1032)  # 40 characters and one 800x600 photo
-    assert Throttle(limiter=None, fail_closed=False, default_output_tokens=100,  # type: ignore[arg-type] - estimate() never uses the limiter
+    assert Throttle(limiter=None, fail_closed=False, default_output_tokens=100,  # type: ignore[arg-type]  # estimate() never uses the limiter
                     reservations=Reservations()).estimate(m, None) == 1042 + 100

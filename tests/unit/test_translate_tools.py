@@ -57,7 +57,8 @@ def test_schema_key_dropped_at_every_depth_in_tool_parameters_as_in_response_for
                                                              "properties": {"n": {"type": "integer"}}}},
         "$defs": {"D": {"$schema": "z", "type": "string"}}}}
     decl = gemini(tools=[{"type": "function", "function": nested}])["tools"][0]["functionDeclarations"][0]
-    fmt = gemini(response_format={"type": "json_schema", "json_schema": {"name": "save", "schema": nested["parameters"]}})
+    fmt = gemini(response_format={"type": "json_schema",
+                                  "json_schema": {"name": "save", "schema": nested["parameters"]}})
     expected = {"type": "object", "properties": {"$schema": {"type": "string"},  # a property's name is kept
                                                  "doc": {"type": "object", "properties": {"n": {"type": "integer"}}}},
                 "$defs": {"D": {"type": "string"}}}

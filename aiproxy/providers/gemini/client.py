@@ -49,7 +49,7 @@ def _retry_after(body: dict[str, Any], headers: Any) -> str | None:
 
 def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: str = "") -> ProxyError:
     """Gemini's HTTP error -> what the client should see (status and OpenAI error JSON)."""
-    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    err = found if isinstance(found := body.get("error"), dict) else {}
     message = str(err.get("message") or f"Gemini answered HTTP {status}")
     if secret and secret in message:
         message = message.replace(secret, "[redacted]")
@@ -58,7 +58,8 @@ def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: 
                           "configuration (this is not a problem with your request).", type="api_error",
                           code="upstream_auth_error")
     if status == 400 and "API key not valid" in message:
-        return ProxyError(502, "The proxy's Gemini API key is not valid; the operator must fix the server configuration.",
+        return ProxyError(502, "The proxy's Gemini API key is not valid; the operator must fix the server "
+                          "configuration.",
                           type="api_error", code="upstream_auth_error")
     if status == 404:
         return ProxyError(404, message, param="model", code="model_not_found")
@@ -176,14 +177,15 @@ class GeminiClient:
             body_json = jsonutil.loads(raw) if raw else {}
             if not isinstance(body_json, dict):
                 body_json = body_json[0] if isinstance(body_json, list) and body_json else {}
-        except Exception:
+        except Exception:  # noqa: BLE001 - an unreadable error body: the status alone still maps the error
             body_json = {}
         finally:
             resp.release()
         status = resp.status
         raise _AttemptFailed(map_upstream_error(status, body_json, resp.headers, self._key), str(status),
                              retryable=status in RETRY_STATUSES, fallback=status in FALLBACK_STATUSES,
-                             retry_after=upstream_retry_after(body_json, resp.headers) if status in RETRY_STATUSES else None)
+                             retry_after=(upstream_retry_after(body_json, resp.headers)
+                                          if status in RETRY_STATUSES else None))
 
     async def _open(self, method: str, models: Sequence[str], url_for: Callable[[str], str],
                     body_for: Callable[[str], bytes | None], headers: dict[str, str] | None = None,
@@ -248,7 +250,8 @@ class GeminiClient:
         try:
             return jsonutil.loads(await resp.read())
         except (aiohttp.ClientError, jsonutil.JSONDecodeError):
-            raise ProxyError(502, "Gemini sent an unreadable answer.", type="api_error", code="upstream_error") from None
+            raise ProxyError(502, "Gemini sent an unreadable answer.", type="api_error",
+                             code="upstream_error") from None
         finally:
             resp.release()
 

@@ -129,7 +129,8 @@ class GeminiProvider:
         body = jsonutil.dumps(build_gemini_request(req, upstream_model))
         return GeminiChatCall(self.client, req, upstream_model, body, options)
 
-    def embed(self, model: str, texts: list[str], dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
+    def embed(self, model: str, texts: list[str],
+              dims: int | None) -> AsyncIterator[tuple[list[str], list[list[float]]]]:
         return embed_slices(self.client, model, texts, dims)
 
     async def count_tokens(self, model: str, texts: list[str]) -> int | None:

@@ -8,6 +8,7 @@ hot path: plain dicts, no pydantic, no per-chunk allocations beyond the chunk it
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiproxy.jsonutil import dumps_str
@@ -102,7 +103,7 @@ class StreamTranslator:
                 if delta:
                     out.append(self._chunk(st, delta))
             if "logprobsResult" in cand:
-                attach_logprobs(out, st.index, lambda st=st: self._chunk(st, {}), cand["logprobsResult"])
+                attach_logprobs(out, st.index, partial(self._chunk, st, {}), cand["logprobsResult"])
             reason = cand.get("finishReason")
             if reason:
                 st.native_finish = reason
@@ -171,7 +172,8 @@ class StreamTranslator:
             st.thinking = False
             native = st.native_finish or (self.block_reason and "BLOCKED") or None
             reason = "tool_calls" if st.tool_calls and native in (None, "STOP") else openai_finish_reason(native)
-            extra = {"native_finish_reason": st.native_finish or self.block_reason} if (st.native_finish or self.block_reason) else None
+            native_reason = st.native_finish or self.block_reason
+            extra = {"native_finish_reason": native_reason} if native_reason else None
             out.append(self._chunk(st, delta, reason, extra))
         if self._include_usage:
             out.append({**self._base, "choices": [], "usage": usage})

@@ -2,7 +2,8 @@
 
 `gemini_json_schema` serves models with `parametersJsonSchema`/`responseJsonSchema`: JSON Schema
 as given, minus `$schema` (the one place it is stripped, for tool parameters and response formats
-alike). `sanitize_schema` serves older models only. Their OpenAPI subset has no $ref, no const, no type lists, no additionalProperties, so the
+alike). `sanitize_schema` serves older models only. Their OpenAPI subset has no $ref, no const,
+no type lists, no additionalProperties, so the
 sanitizer inlines references, turns `anyOf [X, null]` / `type: [X, "null"]` into X + nullable,
 and drops what Gemini would reject with a 400.
 """

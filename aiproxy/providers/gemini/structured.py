@@ -2,7 +2,8 @@
 
 Gemini's `responseJsonSchema` takes JSON Schema as a free JSON value (not the OpenAPI-subset
 proto of `responseSchema`), so `additionalProperties`, `$ref`/`$defs`, `anyOf`, type lists and
-`title` pass as they are. The one key dropped is `$schema` (schema.gemini_json_schema, shared with tool parameters): zod's `zodResponseFormat` and many
+`title` pass as they are. The one key dropped is `$schema` (schema.gemini_json_schema, shared
+with tool parameters): zod's `zodResponseFormat` and many
 generators emit it, it is a pure annotation, and Gemini's schema fields have been seen rejecting
 it ("Unknown name \"$schema\""). Everything else is sent as given: unsupported keywords are
 ignored by Gemini, so stripping more would only lose constraints. `strict` needs no mapping:

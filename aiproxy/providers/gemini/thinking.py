@@ -32,10 +32,10 @@ def thinking_for(model: str, effort: str) -> dict[str, Any]:
     """The thinkingConfig fields (without includeThoughts) for `effort` on `model`."""
     if model.startswith("gemini-3"):
         if "-pro" in model:
-            table = _LEVEL_PRO_3 if model.startswith("gemini-3-pro") else _LEVEL_PRO_31
+            levels = _LEVEL_PRO_3 if model.startswith("gemini-3-pro") else _LEVEL_PRO_31
         else:
-            table = _LEVEL_FLASH
-        return {"thinkingLevel": table[effort]}
+            levels = _LEVEL_FLASH
+        return {"thinkingLevel": levels[effort]}
     table = _BUDGET_PRO if "-pro" in model else _BUDGET_FLASH
     return {"thinkingBudget": table[effort]}
 

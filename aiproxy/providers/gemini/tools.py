@@ -69,7 +69,8 @@ def function_declarations(req: ChatRequest, model: str) -> list[dict[str, Any]]:
     for i, tool in enumerate(req.tools or ()):
         param = f"tools[{i}]"
         if tool.get("type", "function") != "function" or not isinstance(tool.get("function"), dict):
-            raise bad_request(f"Invalid value for '{param}.type': only function tools are supported.", param=f"{param}.type")
+            raise bad_request(f"Invalid value for '{param}.type': only function tools are supported.",
+                              param=f"{param}.type")
         fn = tool["function"]
         name = fn.get("name")
         if not isinstance(name, str) or not name:
@@ -101,7 +102,7 @@ def tool_config(req: ChatRequest, names: list[str]) -> dict[str, Any] | None:
     if choice == "required":
         return {"functionCallingConfig": {"mode": "ANY"}}
     if isinstance(choice, dict):
-        fn = choice.get("function") if isinstance(choice.get("function"), dict) else {}
+        fn = found if isinstance(found := choice.get("function"), dict) else {}
         name = fn.get("name")
         if choice.get("type") == "function" and isinstance(name, str):
             if name not in names:
