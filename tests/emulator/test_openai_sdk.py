@@ -42,6 +42,23 @@ def ask(text: str, **directive: Any) -> list[dict[str, Any]]:
     return [{"role": "user", "content": f"{text} {directive_text(**directive)}" if directive else text}]
 
 
+async def collect_tool_calls(stream: Any) -> tuple[dict[int, dict[str, str]], str | None]:
+    """Streamed tool calls rebuilt as a client does (by index, id and name once, arguments
+    concatenated), and the last finish_reason."""
+    built: dict[int, dict[str, str]] = {}
+    finish = None
+    async for chunk in stream:
+        if not chunk.choices:
+            continue
+        for tc in chunk.choices[0].delta.tool_calls or ():
+            entry = built.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] += tc.id or ""
+            entry["name"] += (tc.function.name or "") if tc.function else ""
+            entry["arguments"] += (tc.function.arguments or "") if tc.function else ""
+        finish = chunk.choices[0].finish_reason or finish
+    return built, finish
+
+
 async def test_buffered_completion_with_usage_details(client: AsyncOpenAI) -> None:
     messages = ask("Hi", reply="Hello there.", reasoning_tokens=7, cached_tokens=2)
     resp = await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
@@ -93,15 +110,7 @@ async def test_streamed_tool_calls_have_ids_and_indices(client: AsyncOpenAI) -> 
     stream = await client.chat.completions.create(
         model="gpt-4o", messages=ask("Weather?", function_calls=calls), stream=True,
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])
-    built: dict[int, dict[str, str]] = {}
-    finish = None
-    async for chunk in stream:
-        for tc in chunk.choices[0].delta.tool_calls or ():
-            entry = built.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-            entry["id"] += tc.id or ""
-            entry["name"] += (tc.function.name or "") if tc.function else ""
-            entry["arguments"] += (tc.function.arguments or "") if tc.function else ""
-        finish = chunk.choices[0].finish_reason or finish
+    built, finish = await collect_tool_calls(stream)
     assert finish == "tool_calls"
     assert [json.loads(built[i]["arguments"]) for i in (0, 1)] == [{"city": "Paris"}, {"tz": "CET"}]
     assert [built[i]["name"] for i in (0, 1)] == ["get_weather", "get_time"]

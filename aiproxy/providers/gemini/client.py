@@ -20,7 +20,7 @@ from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
 from aiproxy.providers.retry import Fallbacks, RetryPolicy, model_chain, upstream_retry_after
-from aiproxy.providers.upstream import Timeouts, attempt, open_chain, sse_events
+from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, sse_events
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
 
@@ -68,7 +68,7 @@ def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: 
     return ProxyError(502, f"Gemini failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
 
 
-class GeminiClient:
+class GeminiClient(UpstreamSession):
     """Holds the process-wide session; every call is a coroutine over plain JSON.
 
     Timeouts: `connect_timeout` for the TCP/TLS connect, `first_byte_timeout` until Gemini's
@@ -86,43 +86,14 @@ class GeminiClient:
         first_byte_timeout: float = 120.0,
         idle_timeout: float = 60.0,
     ) -> None:
+        super().__init__({"x-goog-api-key": api_key, "Content-Type": "application/json"})
         self.base = f"{base_url.rstrip('/')}/{API_VERSION}"
         self._key = api_key
         self._timeouts = Timeouts(connect_timeout, first_byte_timeout, idle_timeout)
-        self._session: aiohttp.ClientSession | None = None
         # Set by create_app from the settings; the defaults make one attempt only.
         self.retry_policy = RetryPolicy(retries=0)
         self.fallbacks: Fallbacks = {}
         self.events = UpstreamEvents()
-
-    async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"x-goog-api-key": self._key, "Content-Type": "application/json"},
-                json_serialize=jsonutil.dumps_str,
-                # No cookie jar: Gemini sets none we need, and one shared jar would carry a
-                # cookie from one user's request into the next (also ~µs saved per request).
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=True,
-            )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def is_open(self) -> bool:
-        """For readiness: the session exists and has not been closed."""
-        return self._session is not None and not self._session.closed
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("GeminiClient.start() was not awaited")
-        return self._session
 
     async def _attempt(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None,
                        model: str) -> aiohttp.ClientResponse:
