@@ -226,3 +226,15 @@ async def test_ledger_row_and_billing_line(proxy_factory: Any, emulator: TestSer
     assert match is not None
     assert (match["user"], match["model"], int(match["inp"]), int(match["out"])) == (
         "bob", "openai/gpt-4o-mini", prompt, completion)
+
+
+async def test_upstream_cut_mid_stream_is_an_error_event_and_an_estimated_row(
+        openai_client: AsyncOpenAI, proxy: TestServer) -> None:
+    stream = await openai_client.chat.completions.create(
+        model="openai/gpt-4o", messages=ask("x", reply="one two three four five six", fail_after=2,
+                                             fail_mode="truncate"), stream=True)
+    with pytest.raises(openai.APIError) as caught:
+        [c async for c in stream]
+    assert "ended before the answer was complete" in caught.value.message
+    [row] = await proxy.app[LEDGER_KEY].rows()
+    assert row["status"] == "upstream_error" and row["estimated"] and row["completion_tokens"] > 0
