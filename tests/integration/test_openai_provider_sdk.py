@@ -238,3 +238,13 @@ async def test_upstream_cut_mid_stream_is_an_error_event_and_an_estimated_row(
     assert "ended before the answer was complete" in caught.value.message
     [row] = await proxy.app[LEDGER_KEY].rows()
     assert row["status"] == "upstream_error" and row["estimated"] and row["completion_tokens"] > 0
+
+
+async def test_fallback_chain_within_the_provider(proxy_factory: Any, emulator: TestServer) -> None:
+    proxy = await proxy_factory(**openai_settings(emulator, upstream_retries=0,
+                                                  model_fallbacks="openai/gpt-4o=openai/gpt-4o-mini"))
+    async with await client_for(proxy) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o", messages=ask("x", error=429, error_times=1, key="fallback-429", reply="ok"))
+    assert raw.headers["X-Upstream-Model"] == "gpt-4o-mini"
+    assert raw.parse().model == "openai/gpt-4o" and raw.parse().choices[0].message.content == "ok"
