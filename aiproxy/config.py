@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aiproxy.storage.urls import parse_database_url
 
 GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 DATA_DIR = Path(__file__).parent / "data"
 
 
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
 
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str = GOOGLE_BASE_URL
+    # OpenAI (the official SDKs' names): the provider is enabled, as `openai/<id>`, when the key is set.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = OPENAI_BASE_URL
     host: str = "127.0.0.1"
     port: int = Field(8002, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -52,7 +56,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("gemini_base_url")
+    @field_validator("gemini_base_url", "openai_base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -79,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def gemini_key(self) -> str:
         return self.gemini_api_key.get_secret_value() if self.gemini_api_key else ""
+
+    @property
+    def openai_key(self) -> str:
+        return self.openai_api_key.get_secret_value() if self.openai_api_key else ""
 
     # --- ledger & credits (issue 5) ---
     # Where usage rows go: sqlite:///relative/or////absolute/path (embedded, WAL), or

@@ -14,11 +14,14 @@ from aiproxy import jsonutil
 from aiproxy.emulator import errors
 from aiproxy.emulator.config import EmulatorConfig
 from aiproxy.emulator.handlers import CONFIG, ERROR_COUNTS, STATS, get_model, list_models, model_action
+from aiproxy.emulator.openai import create_openai_app
 from aiproxy.emulator.streaming import StreamStats
 
 RECORDED: web.AppKey[deque[dict[str, Any]]] = web.AppKey("emulator_recorded", deque)
 TRANSPORTS: web.AppKey[weakref.WeakSet[asyncio.Transport]] = web.AppKey("emulator_transports", weakref.WeakSet)
-_HIDDEN_HEADERS = frozenset({"x-goog-api-key"})
+_HIDDEN_HEADERS = frozenset({"x-goog-api-key", "authorization"})
+# Sub-apps of other wire formats: recorded here, authenticated by their own middleware.
+_OWN_AUTH_PREFIXES = ("/openai/",)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,6 +54,8 @@ async def gemini_middleware(request: web.Request, handler: Handler) -> web.Strea
                 "body": await request.read() if request.can_read_body else None,
             }
         )
+    if request.path.startswith(_OWN_AUTH_PREFIXES):
+        return await handler(request)
     err = _api_key_error(request, app[CONFIG].api_key)
     if err is not None:
         stream_array = request.path.endswith(":streamGenerateContent") and request.query.get("alt") != "sse"
@@ -103,6 +108,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> web.Application
         app.router.add_get(f"/{version}/models", list_models)
         app.router.add_post(f"/{version}/models/{{action:[^/]+:[A-Za-z]+}}", model_action)
         app.router.add_get(f"/{version}/models/{{model:[^/:]+}}", get_model)
+    app.add_subapp("/openai/v1", create_openai_app())
     app.router.add_get("/_emulator/requests", get_requests)
     app.router.add_delete("/_emulator/requests", clear_requests)
     app.router.add_get("/_emulator/stats", get_stats)

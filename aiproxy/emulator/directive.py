@@ -67,3 +67,19 @@ def find_directive(texts: Iterable[str]) -> dict[str, Any]:
             if d is not None:
                 found = d
     return found
+
+
+def scripted_status(counts: dict[str, int], d: dict[str, Any]) -> int | None:
+    """The HTTP status the directive's ``error`` asks for on this request, None when it should
+    succeed (``error_times`` N: only the first N requests carrying ``key`` fail; `counts` is the
+    emulator's per-key tally, shared by every wire format it speaks)."""
+    code = d.get("error")
+    if code is None:
+        return None
+    if "error_times" in d:
+        key = str(d.get("key", ""))
+        seen = counts.get(key, 0)
+        counts[key] = seen + 1
+        if seen >= int(d["error_times"]):
+            return None
+    return int(code)

@@ -95,8 +95,9 @@ async def _run_demo(settings: Settings) -> None:
     await emu_site.start()
     emu_url = f"http://127.0.0.1:{emu_site.port}"
     settings = settings.model_copy(
-        update={"gemini_base_url": emu_url, "gemini_api_key": SecretStr(DEMO_KEY), "demo": True})
-    log.info("demo mode: Gemini emulator at %s (no key, no network)", emu_url)
+        update={"gemini_base_url": emu_url, "gemini_api_key": SecretStr(DEMO_KEY), "demo": True,
+                "openai_base_url": f"{emu_url}/openai/v1", "openai_api_key": SecretStr(DEMO_KEY)})
+    log.info("demo mode: Gemini emulator at %s, OpenAI's at %s/openai/v1 (no key, no network)", emu_url, emu_url)
     try:
         await _run(settings)
     finally:

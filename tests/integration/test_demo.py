@@ -41,6 +41,11 @@ async def test_demo_serves_without_a_key(tmp_path: Path) -> None:
                                  headers={"Authorization": "Bearer x"}) as resp:
                 assert resp.status == 200
                 answer = await resp.json()
+            body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+            async with http.post(f"{base}/v1/chat/completions", json=body,
+                                 headers={"Authorization": "Bearer x"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["model"] == "openai/gpt-4o-mini"  # the OpenAI emulator served it
         assert answer["model"] == "gpt-3.5-turbo" and answer["choices"][0]["message"]["content"]
     finally:
         proc.terminate()  # only the process this test started, by its PID

@@ -8,10 +8,8 @@ The API key travels only in the `x-goog-api-key` header, never in a URL that cou
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -21,14 +19,8 @@ import aiohttp
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
-from aiproxy.providers.retry import (
-    FALLBACK_STATUSES,
-    RETRY_STATUSES,
-    Fallbacks,
-    RetryPolicy,
-    model_chain,
-    upstream_retry_after,
-)
+from aiproxy.providers.retry import Fallbacks, RetryPolicy, model_chain, upstream_retry_after
+from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, sse_events
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
 
@@ -77,20 +69,7 @@ def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: 
     return ProxyError(502, f"Gemini failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
 
 
-class _AttemptFailed(Exception):
-    """One attempt failed before the first byte; carries what the retry loop decides on."""
-
-    def __init__(self, error: ProxyError, reason: str, retryable: bool, fallback: bool,
-                 retry_after: float | None = None) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.reason = reason
-        self.retryable = retryable
-        self.fallback = fallback
-        self.retry_after = retry_after
-
-
-class GeminiClient:
+class GeminiClient(UpstreamSession):
     """Holds the process-wide session; every call is a coroutine over plain JSON.
 
     Timeouts: `connect_timeout` for the TCP/TLS connect, `first_byte_timeout` until Gemini's
@@ -108,120 +87,28 @@ class GeminiClient:
         first_byte_timeout: float = 120.0,
         idle_timeout: float = 60.0,
     ) -> None:
+        super().__init__({"x-goog-api-key": api_key, "Content-Type": "application/json"})
         self.base = f"{base_url.rstrip('/')}/{API_VERSION}"
         self._key = api_key
-        self._connect_timeout = connect_timeout
-        self._first_byte_timeout = first_byte_timeout
-        self._idle_timeout = idle_timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._timeouts = Timeouts(connect_timeout, first_byte_timeout, idle_timeout)
         # Set by create_app from the settings; the defaults make one attempt only.
         self.retry_policy = RetryPolicy(retries=0)
         self.fallbacks: Fallbacks = {}
         self.events = UpstreamEvents()
 
-    async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"x-goog-api-key": self._key, "Content-Type": "application/json"},
-                json_serialize=jsonutil.dumps_str,
-                # No cookie jar: Gemini sets none we need, and one shared jar would carry a
-                # cookie from one user's request into the next (also ~µs saved per request).
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=True,
-            )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def is_open(self) -> bool:
-        """For readiness: the session exists and has not been closed."""
-        return self._session is not None and not self._session.closed
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("GeminiClient.start() was not awaited")
-        return self._session
-
     async def _attempt(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None,
                        model: str) -> aiohttp.ClientResponse:
-        """One request up to Gemini's status line; failures become `_AttemptFailed`."""
-        started = time.monotonic()
-        try:
-            timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout,
-                                            sock_connect=self._connect_timeout, sock_read=self._first_byte_timeout)
-            resp = await self.session.request(method, url, data=body, headers=headers, timeout=timeout)
-        except TimeoutError:  # aiohttp's connect and first-byte (sock_read) timeouts
-            err = ProxyError(504, "Gemini did not answer in time.", type="api_error", code="upstream_timeout")
-            raise _AttemptFailed(err, "timeout", retryable=False, fallback=True) from None
-        except aiohttp.ClientError as exc:
-            log.warning("upstream connection failed: %s", type(exc).__name__)
-            err = ProxyError(502, "Could not reach Gemini.", type="api_error", code="upstream_unreachable")
-            raise _AttemptFailed(err, "connect", retryable=True, fallback=False) from None
-        if resp.status == 200 or resp.status in RETRY_STATUSES:
-            # Not for 400/404: a client-chosen bogus model name must not become a metric label.
-            self.events.latency(model, time.monotonic() - started)
-        if resp.status == 200:
-            conn = resp.connection
-            if conn is not None and conn.protocol is not None:
-                conn.protocol.read_timeout = self._idle_timeout  # the idle gap from now on (test_aiohttp_pins.py)
-                conn.protocol.start_timeout()  # re-arm now, or a stall right after the headers waits the old timer
-            return resp
-        try:
-            raw = await resp.read()
-            body_json = jsonutil.loads(raw) if raw else {}
-            if not isinstance(body_json, dict):
-                body_json = body_json[0] if isinstance(body_json, list) and body_json else {}
-        except Exception:  # noqa: BLE001 - an unreadable error body: the status alone still maps the error
-            body_json = {}
-        finally:
-            resp.release()
-        status = resp.status
-        raise _AttemptFailed(map_upstream_error(status, body_json, resp.headers, self._key), str(status),
-                             retryable=status in RETRY_STATUSES, fallback=status in FALLBACK_STATUSES,
-                             retry_after=(upstream_retry_after(body_json, resp.headers)
-                                          if status in RETRY_STATUSES else None))
+        """One request up to Gemini's status line; failures become `AttemptFailed`."""
+        return await attempt(self.session, method, url, body, headers, model=model, upstream="Gemini",
+                             timeouts=self._timeouts, events=self.events,
+                             map_error=lambda status, body, hdrs: map_upstream_error(status, body, hdrs, self._key))
 
     async def _open(self, method: str, models: Sequence[str], url_for: Callable[[str], str],
                     body_for: Callable[[str], bytes | None], headers: dict[str, str] | None = None,
                     ) -> tuple[aiohttp.ClientResponse, str]:
-        """Try each model of the chain, retrying each per the policy; the response and its model.
-
-        Runs entirely before the first byte reaches the client, which is what makes a retry safe.
-        Raises the last attempt's ProxyError when every model and retry is used up.
-        """
-        policy = self.retry_policy
-        deadline = time.monotonic() + policy.deadline
-        failure: _AttemptFailed | None = None
-        for index, model in enumerate(models):
-            url, body = url_for(model), body_for(model)
-            attempt = 0
-            while True:
-                try:
-                    return await self._attempt(method, url, body, headers, model), model
-                except _AttemptFailed as exc:
-                    failure = exc
-                if failure.retryable or failure.fallback:  # bounded labels, as above
-                    self.events.failure(model, failure.reason)
-                if not failure.retryable or attempt >= policy.retries:
-                    break
-                wait = policy.delay(attempt, failure.retry_after)
-                if wait is None or time.monotonic() + wait > deadline:
-                    break
-                self.events.retry(model, failure.reason)
-                await asyncio.sleep(wait)
-                attempt += 1
-            if not failure.fallback or index + 1 >= len(models) or time.monotonic() >= deadline:
-                break
-            log.warning("model %s failed (%s); falling back to %s", model, failure.reason, models[index + 1])
-            self.events.fallback(model, models[index + 1], failure.reason)
-        assert failure is not None
-        raise failure.error
+        """Try each model of the chain, retrying each per the policy (providers/upstream.py)."""
+        return await open_chain(models, lambda m: self._attempt(method, url_for(m), body_for(m), headers, m),
+                                self.retry_policy, self.events)
 
     async def stream_generate(self, model: str, body: bytes, headers: dict[str, str] | None = None,
                               body_for: Callable[[str], bytes] | None = None) -> GeminiStream:
@@ -272,37 +159,8 @@ class GeminiStream:
     def release(self) -> None:
         self._resp.release()
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        # Whatever arrived is split into lines here: one await per network read instead of one
-        # readline() per SSE line (two per event) saves ~1 µs per line. A partial last line
-        # waits in `pending` (joined once, so a long line such as an inline image costs linear
-        # time); at EOF it is parsed as is, so a truncated event is reported as malformed.
-        pending: list[bytes] = []
-        try:
-            async for data in self._resp.content.iter_any():
-                if b"\n" not in data:
-                    pending.append(data)
-                    continue
-                if pending:
-                    pending.append(data)
-                    data = b"".join(pending)
-                    pending.clear()
-                lines = data.split(b"\n")
-                rest = lines.pop()
-                if rest:
-                    pending.append(rest)
-                for line in lines:
-                    if line.startswith(b"data:"):  # skip blank separators, comments, other fields
-                        yield _event(line)
-            rest = b"".join(pending)
-            if rest.startswith(b"data:"):
-                yield _event(rest)
-        except TimeoutError:
-            raise UpstreamStreamError("Gemini stopped sending (idle timeout).", 504, "upstream_timeout") from None
-        except aiohttp.ClientPayloadError:
-            raise UpstreamStreamError("Gemini's stream ended early.") from None
-        except aiohttp.ClientError:
-            raise UpstreamStreamError("The connection to Gemini broke mid-stream.") from None
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return sse_events(self._resp, _event, "Gemini")
 
 
 def _event(line: bytes) -> dict[str, Any]:

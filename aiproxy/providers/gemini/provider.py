@@ -22,6 +22,7 @@ from aiproxy.providers.gemini.embeddings import count_prompt_tokens, embed_slice
 from aiproxy.providers.gemini.request import build_gemini_request
 from aiproxy.providers.gemini.response import StreamTranslator
 from aiproxy.providers.gemini.usage import read_usage
+from aiproxy.providers.upstream import SessionLifecycle
 
 if TYPE_CHECKING:
     from aiproxy.config import Settings
@@ -105,11 +106,12 @@ class GeminiChatCall:
         return GeminiChatStream(stream, translator)
 
 
-class GeminiProvider:
+class GeminiProvider(SessionLifecycle):
     """The Gemini API (or its emulator) as a `Provider`."""
 
     name = "gemini"
     owned_by = "google"
+    client: GeminiClient
 
     def __init__(self, client: GeminiClient) -> None:
         self.client = client
@@ -164,13 +166,3 @@ class GeminiProvider:
         self.client.retry_policy = retry_policy
         self.client.fallbacks = fallbacks
         self.client.events = events
-
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def close(self) -> None:
-        await self.client.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self.client.is_open
