@@ -85,7 +85,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     metering = Metering(
         request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY),
         user=req.billing_user, requested_model=req.model,
-        upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
+        upstream_model=upstream_model, provider=provider.name, streamed=req.stream, prompt_chars=prompt_chars(req),
         prompt_estimate=estimate_prompt_tokens(req),  # remote images at a default until fetched
     )
     request[CHAT_REQUEST_KEY] = req

@@ -87,6 +87,7 @@ class Meter:
             duration_ms=(now - m.started) * 1000.0,
             ttft_ms=(m.first_token_at - m.started) * 1000.0 if m.first_token_at is not None else None,
             end_user=m.end_user, audio_tokens=m.audio_prompt_tokens, client_request_id=m.client_request_id,
+            provider=m.provider,
         )
 
     async def finish(self, m: Metering) -> UsageRecord | None:

@@ -28,6 +28,7 @@ class Metering:
     requested_model: str
     upstream_model: str
     endpoint: str = "chat"  # "chat" | "embeddings"
+    provider: str = "gemini"  # the provider that served (after fallbacks): its routing prefix
     client_request_id: str | None = None  # the client's X-Request-ID: a label, not unique
     streamed: bool = False
     key_id: str | None = None
@@ -76,3 +77,4 @@ class UsageRecord:
     end_user: str | None = None
     audio_tokens: int = 0  # part of prompt_tokens billed at the audio rate; kept for repricing
     client_request_id: str | None = None  # the client's X-Request-ID (not unique, never a key)
+    provider: str = "gemini"  # who served upstream_model; rows spooled before migration 5 were Gemini's
