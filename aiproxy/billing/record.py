@@ -39,6 +39,8 @@ class Metering:
     cached_tokens: int = 0
     audio_prompt_tokens: int = 0
     cached_audio_tokens: int = 0  # the audio part of cached_tokens (priced at the cached-audio rate)
+    cache_write_tokens: int = 0  # part of prompt written to the upstream's cache (5-minute write rate)
+    cache_write_1h_tokens: int = 0  # part of prompt written to a 1-hour cache
     total_tokens: int = 0
     reported: bool = False  # True once Gemini's usageMetadata was seen
     status: str = OK
