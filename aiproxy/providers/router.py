@@ -163,16 +163,16 @@ class RoutedCall:
             name = cand.provider.name
             if not router.circuits.allows(name):
                 continue
-            if error is not None:
-                if time.monotonic() >= deadline:
-                    break
+            if error is not None and time.monotonic() >= deadline:
+                break
+            if index == 0:
+                call = self._first
+            else:
                 try:
                     call = cand.provider.prepare_chat(self._req, cand.model, self._options)
                 except ProxyError as exc:  # this candidate cannot take the request: the next may
                     log.warning("fallback %s cannot take the request: %s", cand.label, exc.message)
                     continue
-            else:
-                call = self._first if index == 0 else cand.provider.prepare_chat(self._req, cand.model, self._options)
             started = time.monotonic()
             try:
                 stream = await call.open()

@@ -269,3 +269,33 @@ async def test_models_lists_every_providers_models_and_the_routes(routed: Any, e
     assert not any(m.startswith("broken/") for m in owners)
     async with http.get(proxy.make_url("/v1/models/smart")) as resp:
         assert (await resp.json())["owned_by"] == "aiproxy"
+
+
+def test_a_failed_half_open_trial_opens_the_circuit_again_at_once() -> None:
+    clock = Clock()
+    circuits = Circuits(failures=3, open_seconds=10.0, clock=clock)
+    for _ in range(2):
+        circuits.failed("openai")
+    circuits.succeeded("openai")  # a success resets the count: failures must be consecutive
+    for _ in range(2):
+        circuits.failed("openai")
+    assert circuits.state("openai") == "closed" and circuits.allows("openai")
+    circuits.failed("openai")
+    assert circuits.state("openai") == "open" and not circuits.allows("openai")
+    clock.now += 10
+    assert circuits.state("openai") == "half_open" and circuits.allows("openai")
+    circuits.failed("openai")  # the trial failed: open again for the full time, not after 3 more
+    assert circuits.state("openai") == "open"
+    clock.now += 10
+    circuits.succeeded("openai")
+    assert circuits.state("openai") == "closed"
+    assert Circuits(failures=0, open_seconds=1.0).allows("x")  # 0: the breaker is off
+
+
+async def test_the_app_wires_prices_and_circuit_metrics(proxy_factory: Any, http: aiohttp.ClientSession) -> None:
+    proxy = await proxy_factory(circuit_failures=3, circuit_open_seconds=12)
+    router = proxy.app[PROVIDERS_KEY].router
+    assert router.prices is proxy.app[METER_KEY].prices  # `cheapest` compares by the billing table
+    assert (router.circuits.failures, router.circuits.open_seconds) == (3, 12.0)
+    async with http.get(proxy.make_url("/metrics")) as resp:
+        assert 'aiproxy_provider_circuit_state{provider="gemini"} 0.0' in await resp.text()
