@@ -62,6 +62,7 @@ from aiproxy.observability import redact
 from aiproxy.observability.metrics import (
     MetricsEvents,
     ModelLabels,
+    RouterMetrics,
     metrics_handler,
     metrics_middleware,
     observe_record,
@@ -111,7 +112,7 @@ def build_parts(settings: Settings) -> Parts:
     return Parts(prices, models, labels, reservations, billing,
                  access=build_access(settings, billing.ledger, reservations, prices),
                  media=build_media_fetcher(settings),
-                 providers=_providers(settings, models, fallbacks, labels))
+                 providers=_providers(settings, models, fallbacks, labels, prices))
 
 
 def create_app(settings: Settings, parts: Parts | None = None) -> web.Application:
@@ -215,9 +216,11 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
 
 
 def _providers(settings: Settings, models: ModelMap, fallbacks: dict[str, tuple[str, ...]],
-               labels: ModelLabels) -> Providers:
+               labels: ModelLabels, prices: PriceTable) -> Providers:
     providers = load_providers(settings, models)
     providers.configure(retry_policy(settings), fallbacks, MetricsEvents(labels))
+    providers.router.prices = prices  # `cheapest` routes compare candidates by the price table
+    providers.router.circuits.events = RouterMetrics(p.name for p in providers)
     return providers
 
 

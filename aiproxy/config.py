@@ -215,9 +215,14 @@ class Settings(BaseSettings):
     upstream_retry_base_delay: float = Field(0.5, ge=0)
     upstream_retry_max_delay: float = Field(5.0, ge=0)
     upstream_retry_deadline: float = Field(30.0, ge=0)
-    # Fallback chains on 429/503/first-byte timeout: "gemini-2.5-pro=gemini-3.5-flash,gemini-2.5-flash;..."
+    # Fallback chains on 429/5xx/first-byte timeout, across providers:
+    # "gemini-2.5-pro=anthropic/claude-sonnet-4-5,gemini-2.5-flash;..."
     # (a [fallbacks] table in MODELS_FILE works too; this setting wins per model).
     model_fallbacks: str = ""
+    # Circuit breaker per provider: this many consecutive failures (429/5xx/timeout) stop sending
+    # to it for CIRCUIT_OPEN_SECONDS, then one trial decides; 0 turns the breaker off.
+    circuit_failures: int = Field(5, ge=0)
+    circuit_open_seconds: float = Field(30.0, gt=0)
     # Seconds in-flight requests may take to finish after SIGTERM/SIGINT before they are cut.
     drain_timeout: float = Field(30.0, ge=0)
     # Processes serving one port (SO_REUSEPORT); 1 = this process serves.

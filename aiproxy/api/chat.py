@@ -80,22 +80,25 @@ def reasoning_as_think_tags(request: web.Request) -> bool:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     req = parse_chat_request(await read_json(request))
-    provider, upstream_model = app[PROVIDERS_KEY].resolve_chat(req.model)
+    providers = app[PROVIDERS_KEY]
+    candidates, route_alias, strategy = providers.route_chat(req.model)  # 400/404 before anything is spent
+    provider, upstream_model = candidates[0].provider, candidates[0].model
     req._think_tags = reasoning_as_think_tags(request)
     metering = Metering(
         request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY),
         user=req.billing_user, requested_model=req.model,
-        upstream_model=upstream_model, streamed=req.stream, prompt_chars=prompt_chars(req),
+        upstream_model=upstream_model, provider=provider.name, streamed=req.stream, prompt_chars=prompt_chars(req),
         prompt_estimate=estimate_prompt_tokens(req),  # remote images at a default until fetched
     )
     request[CHAT_REQUEST_KEY] = req
     # Identity, limits, budgets, credits, then remote images inlined (the order: app.py).
     await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
-    call = provider.prepare_chat(req, upstream_model, ChatOptions(
+    call = providers.open_chat(req, ChatOptions(
         completion_id="chatcmpl-" + os.urandom(12).hex(), include_usage=req.include_usage,
         think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
-    ))  # a request the provider cannot take is a 400 here, before anything is metered
+    ), candidates, route_alias, strategy)  # a request the provider cannot take is a 400 here, before metering
+    metering.provider, metering.upstream_model = call.first.provider.name, call.first.model  # a strategy's pick
 
     # From here the upstream may have the prompt: the meter records this request however it
     # ends, a client gone before the first byte included (billed at the prompt estimate).
@@ -109,7 +112,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         metering.status = CLIENT_DISCONNECTED
         apply_usage(metering, None, complete=False)
         raise
-    metering.upstream_model = stream.model  # a fallback model when the requested one was out of capacity
+    # What served: a fallback (on this or another provider) when the first had no capacity.
+    metering.provider, metering.upstream_model = call.provider, stream.model
     try:
         if req.stream:
             return await _stream(request, stream, metering)

@@ -57,7 +57,7 @@ async def embeddings(request: web.Request) -> web.Response:
     chars = sum(len(t) for t in texts)
     m = Metering(request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY), user=user,
                  requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars,
-                 prompt_estimate=estimate_text_tokens(chars))
+                 provider=provider.name, prompt_estimate=estimate_text_tokens(chars))
     await app[ADMISSION_KEY].admit(request, m, 0)
 
     done: list[str] = []  # texts of the slices the upstream embedded (and will bill)

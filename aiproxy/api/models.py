@@ -1,8 +1,8 @@
 """GET /v1/models and /v1/models/{id} in OpenAI's list format.
 
-The list is the configured aliases plus every provider's own models (each provider fetches its
-list once and caches it), so Lotti's connection check (`GET /v1/models`, counting `data`) sees
-everything usable.
+The list is the configured aliases and routes plus every provider's own models (`provider/id`
+for all but the default provider; each provider fetches its list once and caches it), so
+Lotti's connection check (`GET /v1/models`, counting `data`) sees everything usable.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ async def list_models(request: web.Request) -> web.Response:
     mm = request.app[MODELS_KEY]
     seen: set[str] = set()
     data = []
-    for name in [*mm.chat, *mm.embeddings]:
+    for name in [*mm.chat, *request.app[PROVIDERS_KEY].routes, *mm.embeddings]:
         if name not in seen:
             seen.add(name)
             data.append(_model(name, "aiproxy"))
@@ -48,7 +48,7 @@ async def list_models(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     model_id = request.match_info["model_id"]
     mm = request.app[MODELS_KEY]
-    if model_id in mm.chat or model_id in mm.embeddings:
+    if model_id in mm.chat or model_id in mm.embeddings or model_id in request.app[PROVIDERS_KEY].routes:
         return web.Response(body=jsonutil.dumps(_model(model_id, "aiproxy")), content_type="application/json")
     owner = (await upstream_models(request)).get(model_id)
     if owner is not None:

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="only this model (the name clients asked for, or the Gemini model)")
     p.add_argument("--since", help="from this date or ISO time, inclusive (UTC unless an offset is given)")
     p.add_argument("--until", help="up to this ISO time, exclusive; a bare date includes that whole day")
-    p.add_argument("--by", choices=GROUPS, dest="group_by", help="one line per day, model or user")
+    p.add_argument("--by", choices=GROUPS, dest="group_by", help="one line per day, model, user or provider")
     p.add_argument("--csv", action="store_true", help="CSV instead of a table")
     p.add_argument("--db", help="ledger URL (default: USAGE_DB_URL)")
     return p

@@ -22,7 +22,7 @@ from aiproxy.billing.record import INTERNAL_ERROR, UPSTREAM_ERROR
 # Statuses counted as errors: the service failed. A client that hung up or a content filter
 # is not a failure of the proxy; those rows still show in the latest requests with their status.
 ERROR_STATUSES = (UPSTREAM_ERROR, INTERNAL_ERROR)
-GROUP_KEYS = ("user", "model", "upstream", "hour", "day")
+GROUP_KEYS = ("user", "model", "upstream", "provider", "hour", "day")
 LATEST_COLUMNS = ("request_id", "started_at", "user_id", "requested_model", "upstream_model", "status",
                   "prompt_tokens", "completion_tokens", "cost_usd", "ttft_ms", "duration_ms")
 
@@ -58,8 +58,8 @@ def _where(p: _Params, f: UsageFilter) -> str:
 def _key(d: Dialect, group: str | None) -> str:
     if group is not None and group not in GROUP_KEYS:
         raise ValueError(f"group must be one of {', '.join(GROUP_KEYS)}")
-    return {"user": "user_id", "model": "requested_model", "upstream": "upstream_model", "hour": d.hour_expr,
-            "day": d.day_expr, None: "NULL"}[group]
+    return {"user": "user_id", "model": "requested_model", "upstream": "upstream_model", "provider": "provider",
+            "hour": d.hour_expr, "day": d.day_expr, None: "NULL"}[group]
 
 
 def aggregate_query(d: Dialect, f: UsageFilter, group: str | None) -> tuple[str, list[Any]]:

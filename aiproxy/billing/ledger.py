@@ -19,7 +19,7 @@ from aiproxy.backoff import RetryPolicy
 from aiproxy.billing.record import UsageRecord
 from aiproxy.storage.urls import parse_database_url
 
-GROUPS = ("day", "model", "user")
+GROUPS = ("day", "model", "user", "provider")
 
 # Outbox states: waiting to be sent (or re-sent), acknowledged by the credits service, refused
 # after the fact (402 insufficient balance / 404 unknown user), or refused for good by another

@@ -69,6 +69,7 @@ OUTBOX = (
 )
 USAGE_ADDED = (
     ("client_request_id", "text", ""),  # migration 3: the client's X-Request-ID, a label (not unique)
+    ("provider", "text", "NOT NULL DEFAULT 'gemini'"),  # migration 5: who served; older rows were Gemini's
 )
 USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE + USAGE_ADDED)
 CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1]) + ", lease_token"  # Charge's fields, in order
@@ -102,6 +103,7 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             ],
         ),
         (4, [f"ALTER TABLE outbox ADD COLUMN lease_token {d.types['text']}"]),  # lease ownership
+        (5, [_add_column(d, "usage", USAGE_ADDED[1])]),  # the provider that served each row
     ]
 
 
@@ -133,7 +135,7 @@ def usage_values(d: Dialect, rec: UsageRecord) -> tuple[Any, ...]:
         rec.reasoning_tokens, rec.cached_tokens, rec.audio_tokens, rec.total_tokens,
         d.money_param(rec.cost_usd), rec.status, d.bool_param(rec.estimated),
         d.bool_param(rec.price_fallback), d.time_param(utc(rec.started_at)), rec.duration_ms, rec.ttft_ms,
-        rec.client_request_id,
+        rec.client_request_id, rec.provider,
     )  # fmt: skip
 
 
@@ -199,7 +201,8 @@ def report_query(
         where.append(f"started_at >= {param(d.time_param(utc(since)))}")
     if until is not None:
         where.append(f"started_at < {param(d.time_param(utc(until)))}")
-    key = {"day": d.day_expr, "model": "requested_model", "user": "user_id", None: "NULL"}[group_by]
+    key = {"day": d.day_expr, "model": "requested_model", "user": "user_id", "provider": "provider",
+           None: "NULL"}[group_by]
     sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in TOTAL_FIELDS[1:])
     sql = f"SELECT {key} AS k, COUNT(*), {sums}, COALESCE({d.cost_sum}, '0') FROM usage"
     if where:

@@ -43,6 +43,7 @@ def apply_usage(m: Metering, counts: UsageCounts | None, complete: bool) -> None
         m.prompt_tokens, m.completion_tokens, m.total_tokens = counts.prompt, counts.completion, counts.total
         m.reasoning_tokens, m.cached_tokens = counts.reasoning, counts.cached
         m.audio_prompt_tokens, m.cached_audio_tokens = counts.audio, counts.cached_audio
+        m.cache_write_tokens, m.cache_write_1h_tokens = counts.cache_write, counts.cache_write_1h
         if counts.problems:
             log.warning("upstream usage for request %s had invalid counts (%s); clamped and flagged estimated",
                         m.request_id, ", ".join(counts.problems))
@@ -74,7 +75,7 @@ class Meter:
     def to_record(self, m: Metering) -> UsageRecord:
         price, fallback = self.prices.price_for(m.upstream_model)
         cost = price.cost(m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.audio_prompt_tokens,
-                          m.cached_audio_tokens)
+                          m.cached_audio_tokens, m.cache_write_tokens, m.cache_write_1h_tokens)
         now = _now()
         return UsageRecord(
             request_id=m.request_id, user=m.user, key_id=m.key_id, requested_model=m.requested_model,
@@ -87,6 +88,7 @@ class Meter:
             duration_ms=(now - m.started) * 1000.0,
             ttft_ms=(m.first_token_at - m.started) * 1000.0 if m.first_token_at is not None else None,
             end_user=m.end_user, audio_tokens=m.audio_prompt_tokens, client_request_id=m.client_request_id,
+            provider=m.provider,
         )
 
     async def finish(self, m: Metering) -> UsageRecord | None:

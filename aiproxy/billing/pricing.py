@@ -5,10 +5,13 @@ rates and the rest of the prompt at the input rate; thinking tokens are output. 
 (promptTokensDetails) include cached audio (cacheTokensDetails): the cached part of the audio
 is priced at the cached-audio rate and only the rest at the audio rate, and the cached part of
 the text at the cached rate, so no token is priced twice or at another modality's rate.
+Anthropic also bills prompt tokens written to its cache, at a 5-minute and a 1-hour rate; those
+writes are part of the prompt (as OpenAI counts it) and are priced at their rate instead of input.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,6 +23,7 @@ import orjson
 from aiproxy.config import DATA_DIR
 
 DEFAULT_PRICING_FILE = DATA_DIR / "pricing.toml"
+DATED_SUFFIX = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")  # Anthropic's and OpenAI's snapshot dates
 MILLION = Decimal(1_000_000)
 
 
@@ -34,10 +38,17 @@ class ModelPrice:
     input_above: Decimal | None = None
     output_above: Decimal | None = None
     cached_input_above: Decimal | None = None
+    cache_write: Decimal | None = None  # prompt tokens written to a 5-minute cache; else the input rate
+    cache_write_1h: Decimal | None = None  # written to a 1-hour cache; else the 5-minute write rate
+    cache_write_above: Decimal | None = None
+    cache_write_1h_above: Decimal | None = None
 
-    def cost(self, prompt: int, completion: int, cached: int = 0, audio: int = 0, cached_audio: int = 0) -> Decimal:
+    def cost(self, prompt: int, completion: int, cached: int = 0, audio: int = 0, cached_audio: int = 0,
+             cache_write: int = 0, cache_write_1h: int = 0) -> Decimal:
         """Cost of one request, as Gemini reports the counts: `prompt` includes `cached` and
-        `audio`; `cached_audio` is the audio part of `cached` (and of `audio`).
+        `audio`; `cached_audio` is the audio part of `cached` (and of `audio`). `cache_write` and
+        `cache_write_1h` are prompt tokens written to a cache (Anthropic's cache_creation), outside
+        `cached` and `audio`; more than the rest of the prompt counts as the rest of the prompt.
 
         Never negative: counts below zero are read as zero (the rates are checked at load)."""
         prompt, completion, cached, audio = max(prompt, 0), max(completion, 0), max(cached, 0), max(audio, 0)
@@ -54,8 +65,17 @@ class ModelPrice:
         cached_text = cached - cached_audio
         fresh_audio = min(audio - cached_audio, prompt - cached)
         plain = prompt - cached - fresh_audio
+        write_rate = self.cache_write_above if above and self.cache_write_above is not None else self.cache_write
+        write_rate = in_rate if write_rate is None else write_rate
+        write_1h_rate = self.cache_write_1h_above if above and self.cache_write_1h_above is not None else (
+            self.cache_write_1h)
+        write_1h_rate = write_rate if write_1h_rate is None else write_1h_rate
+        writes = min(max(cache_write, 0), plain)
+        writes_1h = min(max(cache_write_1h, 0), plain - writes)
+        plain -= writes + writes_1h
         total = (plain * in_rate + cached_text * cached_rate + fresh_audio * audio_rate
-                 + cached_audio * cached_audio_rate + completion * out_rate)
+                 + cached_audio * cached_audio_rate + writes * write_rate + writes_1h * write_1h_rate
+                 + completion * out_rate)
         return total / MILLION
 
 
@@ -65,8 +85,10 @@ class PriceTable:
     fallback: ModelPrice
 
     def price_for(self, model: str) -> tuple[ModelPrice, bool]:
-        """The model's price, and True when the fallback had to be used."""
-        price = self.models.get(model)
+        """The model's price, and True when the fallback had to be used. A dated snapshot
+        (`claude-haiku-4-5-20251001`, `gpt-4.1-2025-04-14`), as upstreams name what served, has
+        its undated name's price unless the table lists the snapshot itself."""
+        price = self.models.get(model) or self.models.get(DATED_SUFFIX.sub("", model))
         if price is not None:
             return price, False
         return self.fallback, True
@@ -86,7 +108,8 @@ def _price(entry: dict[str, Any], where: str) -> ModelPrice:
     if inp is None or out is None:
         raise ValueError(f"{where} needs both input and output prices")
     threshold = entry.get("tier_threshold")
-    for base, above in (("input", "input_above"), ("output", "output_above"), ("cached_input", "cached_input_above")):
+    for base, above in (("input", "input_above"), ("output", "output_above"), ("cached_input", "cached_input_above"),
+                        ("cache_write", "cache_write_above"), ("cache_write_1h", "cache_write_1h_above")):
         low, high = dec(base), dec(above)
         if low is not None and high is not None and high < low:
             # A cheaper upper tier would make one more prompt token lower the bill.
@@ -101,6 +124,10 @@ def _price(entry: dict[str, Any], where: str) -> ModelPrice:
         input_above=dec("input_above"),
         output_above=dec("output_above"),
         cached_input_above=dec("cached_input_above"),
+        cache_write=dec("cache_write"),
+        cache_write_1h=dec("cache_write_1h"),
+        cache_write_above=dec("cache_write_above"),
+        cache_write_1h_above=dec("cache_write_1h_above"),
     )
 
 
@@ -127,9 +154,10 @@ def worst_case_cost(table: PriceTable, model: str, prompt_tokens: int, max_outpu
     cached rate, and the upper tier when the prompt crosses it) plus `max_output_tokens` output.
     Used by the credits pre-flight check, which must never under-estimate."""
     price, _ = table.price_for(model)
-    # The estimate cannot tell modalities apart: bill the prompt as audio when audio is dearer.
-    audio_dearer = price.audio_input is not None and price.audio_input > price.input
-    return price.cost(prompt_tokens, max_output_tokens, audio=prompt_tokens if audio_dearer else 0)
+    # The estimate cannot tell modalities apart, nor whether the upstream writes the prompt to a
+    # cache: bill the whole prompt the dearest of those ways.
+    return max(price.cost(prompt_tokens, max_output_tokens, **way) for way in (
+        {}, {"audio": prompt_tokens}, {"cache_write": prompt_tokens}, {"cache_write_1h": prompt_tokens}))
 
 
 def format_usd(amount: Decimal) -> str:

@@ -28,6 +28,7 @@ class Metering:
     requested_model: str
     upstream_model: str
     endpoint: str = "chat"  # "chat" | "embeddings"
+    provider: str = "gemini"  # the provider that served (after fallbacks): its routing prefix
     client_request_id: str | None = None  # the client's X-Request-ID: a label, not unique
     streamed: bool = False
     key_id: str | None = None
@@ -38,6 +39,8 @@ class Metering:
     cached_tokens: int = 0
     audio_prompt_tokens: int = 0
     cached_audio_tokens: int = 0  # the audio part of cached_tokens (priced at the cached-audio rate)
+    cache_write_tokens: int = 0  # part of prompt written to the upstream's cache (5-minute write rate)
+    cache_write_1h_tokens: int = 0  # part of prompt written to a 1-hour cache
     total_tokens: int = 0
     reported: bool = False  # True once Gemini's usageMetadata was seen
     status: str = OK
@@ -76,3 +79,4 @@ class UsageRecord:
     end_user: str | None = None
     audio_tokens: int = 0  # part of prompt_tokens billed at the audio rate; kept for repricing
     client_request_id: str | None = None  # the client's X-Request-ID (not unique, never a key)
+    provider: str = "gemini"  # who served upstream_model; rows spooled before migration 5 were Gemini's

@@ -44,12 +44,6 @@ class DashboardSource(Protocol):
     async def select(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]: ...
 
 
-def provider_of(upstream_model: str) -> str:
-    """The provider serving an upstream model. Every upstream model is Gemini's today; this is
-    the one place to change when another provider is added."""
-    return "gemini"
-
-
 def money(row: dict[str, Any]) -> dict[str, Any]:
     """A figures row with its Decimal cost as the project's exact decimal string."""
     return {k: format_usd(v) if isinstance(v, Decimal) else v for k, v in row.items()}
@@ -90,21 +84,9 @@ async def breakdown(src: DashboardSource, f: UsageFilter, by: str) -> tuple[list
     """(rows by user, requested model or provider, largest cost first; whether more were cut)."""
     if by not in BREAKDOWNS:
         raise ValueError(f"by must be one of: {', '.join(BREAKDOWNS)}")
-    rows = await _aggregate(src, f, "upstream" if by == "provider" else by)
-    if by == "provider":
-        rows = _regroup(rows, provider_of)
+    rows = await _aggregate(src, f, by)  # "provider": the ledger's column (migration 5), who served
     rows.sort(key=lambda r: (-r["cost_usd"], -r["requests"], str(r["key"])))
     return [_with_rate({by: r.pop("key"), **r}) for r in rows[:BREAKDOWN_LIMIT]], len(rows) > BREAKDOWN_LIMIT
-
-
-def _regroup(rows: list[dict[str, Any]], key_of: Any) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        key = key_of(row["key"])
-        acc = out.setdefault(key, {"key": key, **dict.fromkeys(SUM_FIELDS, 0), "cost_usd": Decimal(0)})
-        for name in (*SUM_FIELDS, "cost_usd"):
-            acc[name] += row[name]
-    return list(out.values())
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:

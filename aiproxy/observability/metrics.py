@@ -32,6 +32,7 @@ from prometheus_client import (
 from aiproxy.appkeys import METERING_KEY, QUEUE_PROBE_KEY
 from aiproxy.billing.record import CLIENT_DISCONNECTED, UsageRecord
 from aiproxy.providers.base import UpstreamEvents
+from aiproxy.providers.router import CircuitEvents
 
 disable_created_metrics()  # the *_created series only double the output; nothing here reads them
 
@@ -68,6 +69,10 @@ LEDGER_SPOOL = Gauge("aiproxy_ledger_spool_rows", "Usage rows in the local spool
                      "come back.", multiprocess_mode="livesum")
 OUTBOX_PENDING = Gauge("aiproxy_outbox_pending", "Charges waiting in the outbox for the credits service.",
                        multiprocess_mode="max")
+CIRCUIT_STATE = Gauge("aiproxy_provider_circuit_state", "Each provider's circuit: 0 closed, 1 half open (a trial "
+                      "is let through), 2 open (nothing is sent to it).", ["provider"], multiprocess_mode="max")
+ROUTE_CHOICES = Counter("aiproxy_route_choices_total", "Requests for a models-file route, by its strategy and the "
+                        "candidate that served (as configured).", ["route", "strategy", "candidate"])
 CHARGES_REJECTED = Counter("aiproxy_credits_charges_rejected_total",
                            "Charges the credits service refused for good (a permanent 4xx), by status.", ["status"])
 
@@ -104,6 +109,7 @@ _retries = _Children(RETRIES)
 _fallbacks = _Children(FALLBACKS)
 _upstream_failures = _Children(UPSTREAM_FAILURES)
 _rate_limited = _Children(RATE_LIMITED)
+_route_choices = _Children(ROUTE_CHOICES)
 
 
 OTHER_MODEL = "other"
@@ -141,6 +147,24 @@ class MetricsEvents(UpstreamEvents):
     def failure(self, model: str, reason: str) -> None:
         _upstream_failures(self._label(model), reason).inc()
         _upstream_status.set(reason)
+
+
+CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class RouterMetrics(CircuitEvents):
+    """The router's circuit changes and strategy choices as metrics; labels are configured names
+    only (enabled providers, models-file routes and their candidates)."""
+
+    def __init__(self, providers: Iterable[str]) -> None:
+        for name in providers:  # every provider's circuit shows, closed, from the start
+            CIRCUIT_STATE.labels(name).set(0)
+
+    def circuit(self, provider: str, state: str) -> None:
+        CIRCUIT_STATE.labels(provider).set(CIRCUIT_VALUES[state])
+
+    def chosen(self, alias: str, strategy: str, candidate: str) -> None:
+        _route_choices(alias, strategy, candidate).inc()
 
 
 def observe_record(rec: UsageRecord, label: ModelLabels) -> None:

@@ -59,6 +59,7 @@ async def add_upstream_model_header(request: web.Request, response: web.StreamRe
 def model_labels(models: ModelMap, prices: PriceTable, fallbacks: dict[str, tuple[str, ...]]) -> ModelLabels:
     """Metric labels from configuration only: the model map, the price table, the fallbacks."""
     chains = {m for primary, targets in fallbacks.items() for m in (primary, *targets)}
+    chains |= {m.partition("/")[2] for m in chains if "/" in m}  # `anthropic/x` is reported as `x`
     return ModelLabels(models.names() | set(prices.models) | chains)
 
 

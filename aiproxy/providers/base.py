@@ -37,6 +37,8 @@ class UsageCounts:
     audio: int  # part of prompt that is audio
     cached_audio: int  # part of cached that is audio
     problems: tuple[str, ...] = ()
+    cache_write: int = 0  # part of prompt written to the upstream's cache (priced at the 5-minute write rate)
+    cache_write_1h: int = 0  # part of prompt written to a 1-hour cache (its own rate), apart from cache_write
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,10 +232,16 @@ async def test_charge_counts_by_state_are_counted_by_the_database(outbox_ledger)
 
 async def test_outbox_of_an_older_ledger_gains_lease_tokens(ledger_url, monkeypatch) -> None:
     from aiproxy.billing import ledger_pg, ledger_sqlite
+    from aiproxy.billing.ledger_sql import USAGE_COLUMNS, _insert
 
-    for module in (ledger_pg, ledger_sqlite):  # a ledger created before migration 4
+    for module in (ledger_pg, ledger_sqlite):  # a ledger created (and a row written) before migration 4
         original = module.migrations
         monkeypatch.setattr(module, "migrations", lambda d, original=original: [m for m in original(d) if m[0] <= 3])
+        # that code's row had no provider column (migration 5)
+        monkeypatch.setattr(module, "INSERT_USAGE", _insert(module.DIALECT, "usage",
+                                                            USAGE_COLUMNS.removesuffix(", provider"), "request_id"))
+        values = module.usage_values
+        monkeypatch.setattr(module, "usage_values", lambda d, r, values=values: values(d, r)[:-1])
     old = open_ledger(ledger_url, outbox=True)
     await old.open()
     await old.record(make_record(request_id="req-old", cost_usd=Decimal("0.1")))

@@ -116,13 +116,13 @@ class OpenAIProvider(SessionLifecycle):
         return self._counted.pop((model, tuple(texts)), None)
 
     async def list_models(self) -> list[str]:
-        """The upstream's models as this provider's names (`openai/gpt-4o`), cached."""
+        """The upstream's model ids, cached (the registry lists them as `openai/<id>`)."""
         cached = self._models
         if cached and time.monotonic() - cached[0] < MODELS_CACHE_SECONDS:
             return cached[1]
         try:
             page = await self.client.call_json("GET", "models", "models")
-            ids = [f"{self.name}/{m['id']}" for m in page.get("data", ()) if isinstance(m.get("id"), str)]
+            ids = [m["id"] for m in page.get("data", ()) if isinstance(m.get("id"), str)]
         except (ProxyError, AttributeError, TypeError) as exc:
             log.warning("could not list %s models: %s", self.name, getattr(exc, "message", type(exc).__name__))
             return cached[1] if cached else []
