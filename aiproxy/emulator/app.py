@@ -12,13 +12,15 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.emulator import errors
+from aiproxy.emulator.anthropic import PREFIX as ANTHROPIC_PREFIX
+from aiproxy.emulator.anthropic import create_anthropic_app
 from aiproxy.emulator.config import EmulatorConfig
 from aiproxy.emulator.handlers import CONFIG, ERROR_COUNTS, STATS, get_model, list_models, model_action
 from aiproxy.emulator.streaming import StreamStats
 
 RECORDED: web.AppKey[deque[dict[str, Any]]] = web.AppKey("emulator_recorded", deque)
 TRANSPORTS: web.AppKey[weakref.WeakSet[asyncio.Transport]] = web.AppKey("emulator_transports", weakref.WeakSet)
-_HIDDEN_HEADERS = frozenset({"x-goog-api-key"})
+_HIDDEN_HEADERS = frozenset({"x-goog-api-key", "x-api-key", "authorization"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,6 +53,8 @@ async def gemini_middleware(request: web.Request, handler: Handler) -> web.Strea
                 "body": await request.read() if request.can_read_body else None,
             }
         )
+    if request.path.startswith(ANTHROPIC_PREFIX + "/"):
+        return await handler(request)  # recorded above; the sub-app checks its own key
     err = _api_key_error(request, app[CONFIG].api_key)
     if err is not None:
         stream_array = request.path.endswith(":streamGenerateContent") and request.query.get("alt") != "sse"
@@ -103,6 +107,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> web.Application
         app.router.add_get(f"/{version}/models", list_models)
         app.router.add_post(f"/{version}/models/{{action:[^/]+:[A-Za-z]+}}", model_action)
         app.router.add_get(f"/{version}/models/{{model:[^/:]+}}", get_model)
+    app.add_subapp(ANTHROPIC_PREFIX, create_anthropic_app(cfg))
     app.router.add_get("/_emulator/requests", get_requests)
     app.router.add_delete("/_emulator/requests", clear_requests)
     app.router.add_get("/_emulator/stats", get_stats)
