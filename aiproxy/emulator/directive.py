@@ -67,3 +67,17 @@ def find_directive(texts: Iterable[str]) -> dict[str, Any]:
             if d is not None:
                 found = d
     return found
+
+
+def error_due(d: dict[str, Any], counts: dict[str, int]) -> bool:
+    """Whether the directive's scripted ``error`` applies to this request: always, or only for the
+    first ``error_times`` requests with its ``key`` (counted in ``counts``, one per emulator)."""
+    if d.get("error") is None:
+        return False
+    if "error_times" in d:
+        key = str(d.get("key", ""))
+        seen = counts.get(key, 0)
+        counts[key] = seen + 1
+        if seen >= int(d["error_times"]):
+            return False
+    return True

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.emulator import errors
 from aiproxy.emulator.config import EmulatorConfig
-from aiproxy.emulator.directive import find_directive
+from aiproxy.emulator.directive import error_due, find_directive
 from aiproxy.emulator.embeddings import embed_batch, embed_one, embed_texts
 from aiproxy.emulator.models import MODELS, ModelInfo
 from aiproxy.emulator.render import render_events, render_full
@@ -55,17 +55,8 @@ async def _body(request: web.Request) -> Any:
 
 
 def _scripted_error(app: web.Application, d: dict[str, Any]) -> None:
-    code = d.get("error")
-    if code is None:
-        return
-    if "error_times" in d:
-        counts = app[ERROR_COUNTS]
-        key = str(d.get("key", ""))
-        seen = counts.get(key, 0)
-        counts[key] = seen + 1
-        if seen >= int(d["error_times"]):
-            return
-    raise errors.scripted(int(code), d.get("retry_after"), d.get("message"))
+    if error_due(d, app[ERROR_COUNTS]):
+        raise errors.scripted(int(d["error"]), d.get("retry_after"), d.get("message"))
 
 
 async def _delay(seconds: float) -> None:

@@ -29,7 +29,7 @@ from aiproxy import jsonutil
 from aiproxy.emulator.anthropic.errors import AnthropicError, invalid, request_id
 from aiproxy.emulator.anthropic.validate import signature_for, validate_request
 from aiproxy.emulator.config import EmulatorConfig
-from aiproxy.emulator.directive import find_directive
+from aiproxy.emulator.directive import error_due, find_directive
 from aiproxy.emulator.tokens import IMAGE_TOKENS, count_tokens, json_tokens
 
 CONFIG: web.AppKey[EmulatorConfig] = web.AppKey("anthropic_emulator_config", EmulatorConfig)
@@ -76,17 +76,8 @@ def input_tokens(body: dict[str, Any]) -> int:
 
 
 def _check_scripted_error(app: web.Application, d: dict[str, Any]) -> None:
-    status = d.get("error")
-    if status is None:
-        return
-    if "error_times" in d:
-        counts = app[ERROR_COUNTS]
-        key = str(d.get("key", ""))
-        seen = counts.get(key, 0)
-        counts[key] = seen + 1
-        if seen >= int(d["error_times"]):
-            return
-    raise AnthropicError(int(status), d.get("message"), d.get("retry_after"))
+    if error_due(d, app[ERROR_COUNTS]):
+        raise AnthropicError(int(d["error"]), d.get("message"), d.get("retry_after"))
 
 
 def _content(d: dict[str, Any], thinking: bool, cfg: EmulatorConfig) -> list[dict[str, Any]]:
