@@ -37,6 +37,7 @@ class UsageCounts:
     audio: int  # part of prompt that is audio
     cached_audio: int  # part of cached that is audio
     problems: tuple[str, ...] = ()
+    cache_write: int = 0  # part of prompt written to the cache (Anthropic's cache_creation_input_tokens)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from aiproxy.providers.anthropic.provider import AnthropicProvider
 from aiproxy.providers.base import Provider, UpstreamEvents
 from aiproxy.providers.gemini.provider import GeminiProvider
 from aiproxy.providers.modelmap import ModelMap
+from aiproxy.providers.modelnames import parse_model_name
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -34,10 +36,17 @@ class Providers:
 
     def resolve_chat(self, name: str) -> tuple[Provider, str]:
         """(the provider, its model id) for a client's chat model name; 400/404 ProxyError otherwise."""
-        return self._route(self.models.resolve_chat(name))
+        return self._prefixed(name) or self._route(self.models.resolve_chat(name))
 
     def resolve_embedding(self, name: str) -> tuple[Provider, str]:
-        return self._route(self.models.resolve_embedding(name))
+        return self._prefixed(name) or self._route(self.models.resolve_embedding(name))
+
+    def _prefixed(self, name: str) -> tuple[Provider, str] | None:
+        """`anthropic/<id>` -> (that enabled provider, <id>); None for names the model map resolves
+        (a disabled provider's prefix then ends there as 404 model_not_found)."""
+        parsed = parse_model_name(name)
+        provider = next((p for p in self._providers if p.name == parsed.provider and p.name == "anthropic"), None)
+        return (provider, parsed.name) if provider is not None else None
 
     def _route(self, upstream_model: str) -> tuple[Provider, str]:
         return self._default, upstream_model
@@ -68,5 +77,9 @@ class Providers:
 
 
 def load_providers(settings: Settings, models: ModelMap) -> Providers:
-    """The enabled providers, from the settings (Gemini always: keys are checked at start-up)."""
-    return Providers(models, [GeminiProvider.from_settings(settings)])
+    """The enabled providers, from the settings (Gemini always: keys are checked at start-up;
+    Anthropic when ANTHROPIC_API_KEY is set)."""
+    providers: list[Provider] = [GeminiProvider.from_settings(settings)]
+    if settings.anthropic_key:
+        providers.append(AnthropicProvider.from_settings(settings))
+    return Providers(models, providers)

@@ -5,7 +5,7 @@
 buffered or streamed (`stream: true`) with the real event sequence
 (message_start, content_block_start, ping, content_block_delta with text_delta / thinking_delta /
 signature_delta / input_json_delta, content_block_stop, message_delta, message_stop), Anthropic's
-validation rules (validate.py) and error JSON (errors.py); scripted by `#emu {json}` (messages.py).
+validation rules (validate.py) and error JSON (errors.py), `GET /anthropic/v1/models`; scripted by `#emu {json}` (messages.py).
 The official `anthropic` SDK validates it in tests/emulator/test_anthropic_emulator.py.
 
 Sources (read, not copied): https://docs.anthropic.com/en/api/messages,
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aiproxy.emulator.anthropic.messages import CONFIG, ERROR_COUNTS, messages
+from aiproxy.emulator.anthropic.messages import CONFIG, ERROR_COUNTS, list_models, messages
 from aiproxy.emulator.config import EmulatorConfig
 
 PREFIX = "/anthropic"
@@ -30,4 +30,5 @@ def create_anthropic_app(config: EmulatorConfig) -> web.Application:
     app[CONFIG] = config
     app[ERROR_COUNTS] = {}
     app.router.add_post("/v1/messages", messages)
+    app.router.add_get("/v1/models", list_models)
     return app

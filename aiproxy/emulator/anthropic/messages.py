@@ -129,6 +129,14 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + jsonutil.dumps(data) + b"\n\n"
 
 
+MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in MODELS]
+    return web.json_response({"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     try:
         return await _messages(request)

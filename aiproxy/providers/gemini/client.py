@@ -98,6 +98,11 @@ class GeminiClient:
     re-arms its read timer on every received packet anyway).
     """
 
+    # What a subclass for another upstream changes (providers/anthropic/client.py): its name in
+    # error messages, the path after the base URL, the stream reader and the error mapping.
+    upstream_name = "Gemini"
+    api_version = API_VERSION
+
     def __init__(
         self,
         base_url: str,
@@ -107,7 +112,7 @@ class GeminiClient:
         first_byte_timeout: float = 120.0,
         idle_timeout: float = 60.0,
     ) -> None:
-        self.base = f"{base_url.rstrip('/')}/{API_VERSION}"
+        self.base = f"{base_url.rstrip('/')}/{self.api_version}"
         self._key = api_key
         self._connect_timeout = connect_timeout
         self._first_byte_timeout = first_byte_timeout
@@ -123,13 +128,20 @@ class GeminiClient:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers={"x-goog-api-key": self._key, "Content-Type": "application/json"},
+                headers=self.session_headers(),
                 json_serialize=jsonutil.dumps_str,
                 # No cookie jar: Gemini sets none we need, and one shared jar would carry a
                 # cookie from one user's request into the next (also ~µs saved per request).
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
             )
+
+    def session_headers(self) -> dict[str, str]:
+        """Headers on every request: the key (never in the URL) and the body type."""
+        return {"x-goog-api-key": self._key, "Content-Type": "application/json"}
+
+    def map_error(self, status: int, body: dict[str, Any], headers: Any) -> ProxyError:
+        return map_upstream_error(status, body, headers, self._key)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -156,11 +168,13 @@ class GeminiClient:
                                             sock_connect=self._connect_timeout, sock_read=self._first_byte_timeout)
             resp = await self.session.request(method, url, data=body, headers=headers, timeout=timeout)
         except TimeoutError:  # aiohttp's connect and first-byte (sock_read) timeouts
-            err = ProxyError(504, "Gemini did not answer in time.", type="api_error", code="upstream_timeout")
+            err = ProxyError(504, f"{self.upstream_name} did not answer in time.", type="api_error",
+                             code="upstream_timeout")
             raise _AttemptFailed(err, "timeout", retryable=False, fallback=True) from None
         except aiohttp.ClientError as exc:
             log.warning("upstream connection failed: %s", type(exc).__name__)
-            err = ProxyError(502, "Could not reach Gemini.", type="api_error", code="upstream_unreachable")
+            err = ProxyError(502, f"Could not reach {self.upstream_name}.", type="api_error",
+                             code="upstream_unreachable")
             raise _AttemptFailed(err, "connect", retryable=True, fallback=False) from None
         if resp.status == 200 or resp.status in RETRY_STATUSES:
             # Not for 400/404: a client-chosen bogus model name must not become a metric label.
@@ -181,7 +195,7 @@ class GeminiClient:
         finally:
             resp.release()
         status = resp.status
-        raise _AttemptFailed(map_upstream_error(status, body_json, resp.headers, self._key), str(status),
+        raise _AttemptFailed(self.map_error(status, body_json, resp.headers), str(status),
                              retryable=status in RETRY_STATUSES, fallback=status in FALLBACK_STATUSES,
                              retry_after=upstream_retry_after(body_json, resp.headers) if status in RETRY_STATUSES else None)
 
@@ -234,7 +248,10 @@ class GeminiClient:
             return body if m == model or body_for is None else body_for(m)
 
         resp, used = await self._open("POST", chain, self._stream_url, build, headers)
-        return GeminiStream(resp, used)
+        return self.make_stream(resp, used)
+
+    def make_stream(self, resp: aiohttp.ClientResponse, model: str) -> GeminiStream:
+        return GeminiStream(resp, model)
 
     def _stream_url(self, model: str) -> str:
         return f"{self.base}/{model_path(model, 'streamGenerateContent')}?alt=sse"
@@ -248,15 +265,20 @@ class GeminiClient:
         try:
             return jsonutil.loads(await resp.read())
         except (aiohttp.ClientError, jsonutil.JSONDecodeError):
-            raise ProxyError(502, "Gemini sent an unreadable answer.", type="api_error", code="upstream_error") from None
+            raise ProxyError(502, f"{self.upstream_name} sent an unreadable answer.", type="api_error",
+                             code="upstream_error") from None
         finally:
             resp.release()
 
 
 class GeminiStream:
-    """Async iterator of Gemini response chunks (dicts) from one SSE response."""
+    """Async iterator of Gemini response chunks (dicts) from one SSE response.
+
+    A subclass reads another upstream's SSE: its name for error messages and its `data:` parser.
+    """
 
     __slots__ = ("_resp", "model")
+    upstream_name = "Gemini"
 
     def __init__(self, resp: aiohttp.ClientResponse, model: str = "") -> None:
         self._resp = resp
@@ -275,6 +297,8 @@ class GeminiStream:
         # waits in `pending` (joined once, so a long line such as an inline image costs linear
         # time); at EOF it is parsed as is, so a truncated event is reported as malformed.
         pending: list[bytes] = []
+        parse = self.parse_event
+        name = self.upstream_name
         try:
             async for data in self._resp.content.iter_any():
                 if b"\n" not in data:
@@ -290,16 +314,20 @@ class GeminiStream:
                     pending.append(rest)
                 for line in lines:
                     if line.startswith(b"data:"):  # skip blank separators, comments, other fields
-                        yield _event(line)
+                        yield parse(line)
             rest = b"".join(pending)
             if rest.startswith(b"data:"):
-                yield _event(rest)
+                yield parse(rest)
         except TimeoutError:
-            raise UpstreamStreamError("Gemini stopped sending (idle timeout).", 504, "upstream_timeout") from None
+            raise UpstreamStreamError(f"{name} stopped sending (idle timeout).", 504, "upstream_timeout") from None
         except aiohttp.ClientPayloadError:
-            raise UpstreamStreamError("Gemini's stream ended early.") from None
+            raise UpstreamStreamError(f"{name}'s stream ended early.") from None
         except aiohttp.ClientError:
-            raise UpstreamStreamError("The connection to Gemini broke mid-stream.") from None
+            raise UpstreamStreamError(f"The connection to {name} broke mid-stream.") from None
+
+    @staticmethod
+    def parse_event(line: bytes) -> dict[str, Any]:
+        return _event(line)
 
 
 def _event(line: bytes) -> dict[str, Any]:

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.base import ChatOptions, Chunk, UpstreamEvents, UpstreamStreamError, UsageCounts
+from aiproxy.providers.base import ChatOptions, Chunk, UpstreamStreamError, UsageCounts
 from aiproxy.providers.gemini.client import GeminiClient, GeminiStream
 from aiproxy.providers.gemini.embeddings import count_prompt_tokens, embed_slices
 from aiproxy.providers.gemini.request import build_gemini_request
 from aiproxy.providers.gemini.response import StreamTranslator
 from aiproxy.providers.gemini.usage import read_usage
+from aiproxy.providers.lifecycle import ClientLifecycle
 
 if TYPE_CHECKING:
     from aiproxy.config import Settings
-    from aiproxy.providers.retry import Fallbacks, RetryPolicy
 
 log = logging.getLogger("aiproxy.providers.gemini")
 
@@ -105,11 +105,12 @@ class GeminiChatCall:
         return GeminiChatStream(stream, translator)
 
 
-class GeminiProvider:
+class GeminiProvider(ClientLifecycle):
     """The Gemini API (or its emulator) as a `Provider`."""
 
     name = "gemini"
     owned_by = "google"
+    client: GeminiClient
 
     def __init__(self, client: GeminiClient) -> None:
         self.client = client
@@ -158,18 +159,3 @@ class GeminiProvider:
             return cached[1] if cached else []
         self._models = (time.monotonic(), ids)
         return ids
-
-    def configure(self, retry_policy: RetryPolicy, fallbacks: Fallbacks, events: UpstreamEvents) -> None:
-        self.client.retry_policy = retry_policy
-        self.client.fallbacks = fallbacks
-        self.client.events = events
-
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def close(self) -> None:
-        await self.client.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self.client.is_open
