@@ -21,7 +21,8 @@ from tests.conftest import EMULATOR_KEY, emulator_url, recorded_requests
 
 MODEL = "anthropic/claude-sonnet-4-5"
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city", "parameters": CITY}}
+WEATHER = {"type": "function",
+           "function": {"name": "get_weather", "description": "Weather of a city", "parameters": CITY}}
 
 
 @pytest.fixture
