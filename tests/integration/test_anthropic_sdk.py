@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiproxy.appkeys import LEDGER_KEY
@@ -18,6 +19,7 @@ from aiproxy.billing.pricing import format_usd, load_price_table
 from aiproxy.emulator import directive_text
 from aiproxy.emulator.anthropic.validate import signature_for
 from tests.conftest import EMULATOR_KEY, emulator_url, recorded_requests
+from tests.unit.test_translate_media import PDF, PNG, b64
 
 MODEL = "anthropic/claude-sonnet-4-5"
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -180,3 +182,43 @@ async def test_not_enabled_is_404_before_anything(proxy_factory: Any, http: aioh
     async with http.post(plain.make_url("/v1/chat/completions"),
                          json={"model": MODEL, "messages": [{"role": "user", "content": "x"}]}) as resp:
         assert resp.status == 404 and (await resp.json())["error"]["code"] == "model_not_found"
+
+
+async def test_media_remote_image_data_image_and_pdf(proxy_factory: Any, emulator: TestServer,
+                                                     http: aiohttp.ClientSession) -> None:
+    async def png(_: web.Request) -> web.Response:
+        return web.Response(body=PNG, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/cat.png", png)
+    images = TestServer(app, host="127.0.0.1")
+    await images.start_server()
+    proxy = await proxy_factory(anthropic_api_key=EMULATOR_KEY, media_fetch_allow_private=True,
+                                anthropic_base_url=f"{emulator_url(emulator)}/anthropic")
+    client = openai.AsyncOpenAI(base_url=str(proxy.make_url("/v1")), api_key="k", max_retries=0)
+    try:
+        reply = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "Describe " + directive_text(reply="A cat.")},
+            {"type": "image_url", "image_url": {"url": str(images.make_url("/cat.png"))}},
+            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64(PNG)}"}},
+            {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{b64(PDF)}", "filename": "a.pdf"}}]}])
+    finally:
+        await client.close()
+        await images.close()
+    assert reply.choices[0].message.content == "A cat."
+    blocks = (await sent_to_anthropic(http, emulator))[-1]["body"]["messages"][0]["content"]
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(PNG)}}
+    assert blocks[1:] == [image, image, {"type": "document", "source": {
+        "type": "base64", "media_type": "application/pdf", "data": b64(PDF)}}]
+
+
+async def test_json_schema_answer_via_forced_tool(openai_client: Any, http: aiohttp.ClientSession,
+                                                  emulator: TestServer) -> None:
+    resp = await openai_client.chat.completions.create(
+        model=MODEL, messages=ask("Give x", tool_uses=[{"name": "answer", "input": {"x": 2}}]),
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+            "type": "object", "properties": {"x": {"type": "integer"}}}}})
+    assert json.loads(resp.choices[0].message.content) == {"x": 2} and resp.choices[0].finish_reason == "stop"
+    assert not resp.choices[0].message.tool_calls
+    body = (await sent_to_anthropic(http, emulator))[-1]["body"]
+    assert body["tool_choice"] == {"type": "tool", "name": "answer"}
