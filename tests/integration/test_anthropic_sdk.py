@@ -222,3 +222,9 @@ async def test_json_schema_answer_via_forced_tool(openai_client: Any, http: aioh
     assert not resp.choices[0].message.tool_calls
     body = (await sent_to_anthropic(http, emulator))[-1]["body"]
     assert body["tool_choice"] == {"type": "tool", "name": "answer"}
+
+
+async def test_models_list_names_anthropic_models_as_routable(openai_client: Any) -> None:
+    models = {m.id: m.owned_by async for m in openai_client.models.list()}
+    assert models["anthropic/claude-sonnet-4-5"] == "anthropic"
+    assert "gpt-4" in models  # Gemini's aliases stay

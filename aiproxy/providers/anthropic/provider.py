@@ -118,13 +118,14 @@ class AnthropicProvider(ClientLifecycle):
         return None
 
     async def list_models(self) -> list[str]:
-        """GET /v1/models, cached; empty when Anthropic is unreachable."""
+        """GET /v1/models as the names a client sends (`anthropic/<id>`: a bare Claude id routes
+        nowhere), cached; empty when Anthropic is unreachable."""
         cached = self._models
         if cached and time.monotonic() - cached[0] < MODELS_CACHE_SECONDS:
             return cached[1]
         try:
             page: Any = await self.client.call_json("GET", "models?limit=1000")
-            ids = [str(m["id"]) for m in page.get("data", ()) if isinstance(m, dict) and m.get("id")]
+            ids = [f"anthropic/{m['id']}" for m in page.get("data", ()) if isinstance(m, dict) and m.get("id")]
         except (ProxyError, AttributeError) as exc:
             log.warning("could not list Anthropic models: %s", getattr(exc, "message", exc))
             return cached[1] if cached else []
