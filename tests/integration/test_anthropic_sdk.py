@@ -228,3 +228,17 @@ async def test_models_list_names_anthropic_models_as_routable(openai_client: Any
     models = {m.id: m.owned_by async for m in openai_client.models.list()}
     assert models["anthropic/claude-sonnet-4-5"] == "anthropic"
     assert "gpt-4" in models  # Gemini's aliases stay
+
+
+async def test_overloaded_model_falls_back_before_the_first_byte(proxy_factory: Any, emulator: TestServer,
+                                                                  http: aiohttp.ClientSession) -> None:
+    proxy = await proxy_factory(anthropic_api_key=EMULATOR_KEY, upstream_retries=0,
+                                anthropic_base_url=f"{emulator_url(emulator)}/anthropic",
+                                model_fallbacks="claude-sonnet-4-5=claude-haiku-4-5")
+    messages = ask("x", error=529, error_times=1, key="fallback", reply="From Haiku.")
+    async with http.post(proxy.make_url("/v1/chat/completions"), json={"model": MODEL, "messages": messages}) as resp:
+        assert resp.status == 200 and resp.headers["X-Upstream-Model"] == "claude-haiku-4-5"
+        body = await resp.json()
+    assert body["model"] == MODEL and body["choices"][0]["message"]["content"] == "From Haiku."
+    assert [r["body"]["model"] for r in await sent_to_anthropic(http, emulator)] == ["claude-sonnet-4-5",
+                                                                                     "claude-haiku-4-5"]
