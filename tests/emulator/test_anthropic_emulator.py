@@ -83,6 +83,11 @@ async def test_raw_stream_has_ping_and_event_names(server) -> None:
         {"role": "user", "content": "x"},
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "forged"}]},
         {"role": "user", "content": "y"}]}, "Invalid `signature`"),
+    ({"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024}, "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}]},
+     "must start with a thinking block"),
     ({"max_tokens": 1500, "thinking": {"type": "enabled", "budget_tokens": 2000},
       "messages": [{"role": "user", "content": "x"}]}, "must be greater than `thinking.budget_tokens`"),
 ])

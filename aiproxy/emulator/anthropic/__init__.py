@@ -5,7 +5,8 @@
 buffered or streamed (`stream: true`) with the real event sequence
 (message_start, content_block_start, ping, content_block_delta with text_delta / thinking_delta /
 signature_delta / input_json_delta, content_block_stop, message_delta, message_stop), Anthropic's
-validation rules (validate.py) and error JSON (errors.py), `GET /anthropic/v1/models`; scripted by `#emu {json}` (messages.py).
+validation rules (validate.py) and error JSON (errors.py), `GET /anthropic/v1/models`; scripted by
+`#emu {json}` (messages.py).
 The official `anthropic` SDK validates it in tests/emulator/test_anthropic_emulator.py.
 
 Sources (read, not copied): https://docs.anthropic.com/en/api/messages,

@@ -4,7 +4,8 @@ Checked: `max_tokens` (required, ≥ 1), `messages` (only user/assistant roles: 
 refused with the hint to use top-level `system`; roles alternate; content a string or known
 blocks), image/document sources, every `tool_result` answering a `tool_use` of the assistant
 turn right before it and every `tool_use` answered in the next turn, `thinking` (budget ≥ 1024
-and below `max_tokens`), `tool_choice`, `tools`, `stop_sequences`, and the signatures of
+and below `max_tokens`; with it on, the last assistant turn that called tools must start with its
+thinking block), `tool_choice`, `tools`, `stop_sequences`, and the signatures of
 thinking blocks sent back (they must be the ones this emulator issued, as the real API verifies).
 """
 
@@ -123,6 +124,18 @@ def _check_thinking(body: dict[str, Any], max_tokens: int) -> bool:
     return True
 
 
+def _check_tool_loop_thinking(messages: list[dict[str, Any]], blocks: list[list[dict[str, Any]]]) -> None:
+    """With thinking on, the last assistant turn, when it called tools, must start with its thinking."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
+    if last is None or not any(b.get("type") == "tool_use" for b in blocks[last]):
+        return
+    first = blocks[last][0].get("type")
+    if first not in ("thinking", "redacted_thinking"):
+        raise invalid(f"messages.{last}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                      f"`{first}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                      "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks).")
+
+
 def _check_tools(body: dict[str, Any]) -> None:
     tools = body.get("tools")
     names: set[str] = set()
@@ -184,7 +197,10 @@ def validate_request(body: Any) -> bool:
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1):
         raise invalid("temperature: Input should be less than or equal to 1")
     _check_tools(body)
-    return _check_thinking(body, max_tokens)
+    thinking = _check_thinking(body, max_tokens)
+    if thinking:
+        _check_tool_loop_thinking(messages, blocks)
+    return thinking
 
 
 __all__ = ["AnthropicError", "signature_for", "validate_request"]
