@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(120.0, gt=0)
     upstream_idle_timeout: float = Field(60.0, gt=0)
 
+    # Anthropic (issue 13): enabled when the key is set; `anthropic/<id>` routes there.
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_default_max_tokens: int = Field(4096, ge=1)  # max_tokens when the client sends none
+
     models_file: Path | None = None
     pricing_file: Path | None = None
 
@@ -56,7 +61,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("gemini_base_url", "openai_base_url")
+    @field_validator("gemini_base_url", "openai_base_url", "anthropic_base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -87,6 +92,10 @@ class Settings(BaseSettings):
     @property
     def openai_key(self) -> str:
         return self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+
+    @property
+    def anthropic_key(self) -> str:
+        return self.anthropic_api_key.get_secret_value() if self.anthropic_api_key else ""
 
     # --- ledger & credits (issue 5) ---
     # Where usage rows go: sqlite:///relative/or////absolute/path (embedded, WAL), or

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from aiproxy import jsonutil
 from aiproxy.emulator import errors
+from aiproxy.emulator.anthropic import PREFIX as ANTHROPIC_PREFIX
+from aiproxy.emulator.anthropic import create_anthropic_app
 from aiproxy.emulator.config import EmulatorConfig
 from aiproxy.emulator.handlers import CONFIG, ERROR_COUNTS, STATS, get_model, list_models, model_action
 from aiproxy.emulator.openai import create_openai_app
@@ -19,9 +21,9 @@ from aiproxy.emulator.streaming import StreamStats
 
 RECORDED: web.AppKey[deque[dict[str, Any]]] = web.AppKey("emulator_recorded", deque)
 TRANSPORTS: web.AppKey[weakref.WeakSet[asyncio.Transport]] = web.AppKey("emulator_transports", weakref.WeakSet)
-_HIDDEN_HEADERS = frozenset({"x-goog-api-key", "authorization"})
+_HIDDEN_HEADERS = frozenset({"x-goog-api-key", "x-api-key", "authorization"})
 # Sub-apps of other wire formats: recorded here, authenticated by their own middleware.
-_OWN_AUTH_PREFIXES = ("/openai/",)
+_OWN_AUTH_PREFIXES = ("/openai/", ANTHROPIC_PREFIX + "/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -109,6 +111,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> web.Application
         app.router.add_post(f"/{version}/models/{{action:[^/]+:[A-Za-z]+}}", model_action)
         app.router.add_get(f"/{version}/models/{{model:[^/:]+}}", get_model)
     app.add_subapp("/openai/v1", create_openai_app())
+    app.add_subapp(ANTHROPIC_PREFIX, create_anthropic_app(cfg))
     app.router.add_get("/_emulator/requests", get_requests)
     app.router.add_delete("/_emulator/requests", clear_requests)
     app.router.add_get("/_emulator/stats", get_stats)

@@ -69,17 +69,21 @@ def find_directive(texts: Iterable[str]) -> dict[str, Any]:
     return found
 
 
-def scripted_status(counts: dict[str, int], d: dict[str, Any]) -> int | None:
-    """The HTTP status the directive's ``error`` asks for on this request, None when it should
-    succeed (``error_times`` N: only the first N requests carrying ``key`` fail; `counts` is the
-    emulator's per-key tally, shared by every wire format it speaks)."""
-    code = d.get("error")
-    if code is None:
-        return None
+def error_due(d: dict[str, Any], counts: dict[str, int]) -> bool:
+    """Whether the directive's scripted ``error`` applies to this request: always, or only for the
+    first ``error_times`` requests with its ``key`` (counted in ``counts``, one per emulator)."""
+    if d.get("error") is None:
+        return False
     if "error_times" in d:
         key = str(d.get("key", ""))
         seen = counts.get(key, 0)
         counts[key] = seen + 1
         if seen >= int(d["error_times"]):
-            return None
-    return int(code)
+            return False
+    return True
+
+
+def scripted_status(counts: dict[str, int], d: dict[str, Any]) -> int | None:
+    """The HTTP status the directive's ``error`` asks for on this request, None when it should
+    succeed (see `error_due`; `counts` is shared by every wire format the emulator speaks)."""
+    return int(d["error"]) if error_due(d, counts) else None

@@ -76,9 +76,10 @@ def install(secrets: Iterable[str | None] = ()) -> None:
 
 
 def secret_settings(settings: Any) -> list[str | None]:
-    """The configured secrets every log line must hide: the Gemini and OpenAI keys, ADMIN_TOKEN, the credits key."""
+    """The configured secrets every log line must hide: the Gemini, OpenAI and Anthropic keys,
+    ADMIN_TOKEN, the credits key."""
     values: list[str | None] = [settings.gemini_key, getattr(settings, "openai_key", None)]
-    for name in ("admin_token", "credits_service_api_key"):
+    for name in ("admin_token", "credits_service_api_key", "anthropic_api_key"):
         value = getattr(settings, name, None)
         values.append(value.get_secret_value() if value is not None and hasattr(value, "get_secret_value") else value)
     return values

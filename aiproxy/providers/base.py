@@ -37,7 +37,8 @@ class UsageCounts:
     audio: int  # part of prompt that is audio
     cached_audio: int  # part of cached that is audio
     problems: tuple[str, ...] = ()
-    cache_write: int = 0  # part of prompt written to the upstream's cache (priced at the 5-minute write rate)
+    # part of prompt written to the upstream's cache (Anthropic's cache_creation_input_tokens; 5-minute rate)
+    cache_write: int = 0
     cache_write_1h: int = 0  # part of prompt written to a 1-hour cache (its own rate), apart from cache_write
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiproxy.errors import ProxyError
 from aiproxy.observability import redact
+from aiproxy.providers.anthropic.provider import AnthropicProvider
 from aiproxy.providers.base import Provider, UpstreamEvents
 from aiproxy.providers.declared import load_declared_providers, process_environment
 from aiproxy.providers.gemini.provider import GeminiProvider
@@ -144,11 +145,14 @@ class Providers:
 def load_providers(settings: Settings, models: ModelMap,
                    environ: Mapping[str, str] | None = None) -> Providers:
     """The enabled providers, from the settings (Gemini always: keys are checked at start-up;
-    OpenAI when OPENAI_API_KEY is set; every provider declared in the models files), with the
+    OpenAI when OPENAI_API_KEY is set; Anthropic when ANTHROPIC_API_KEY is set; every provider
+    declared in the models files), with the
     models files' routes and the circuit breaker's settings."""
     providers: list[Provider] = [GeminiProvider.from_settings(settings)]
     if settings.openai_key:
         providers.append(OpenAIProvider.from_settings(settings))
+    if settings.anthropic_key:
+        providers.append(AnthropicProvider.from_settings(settings))
     env = process_environment() if environ is None else environ
     for declared in load_declared_providers(DEFAULT_MODELS_FILE, settings.models_file):
         key = declared.api_key(env)

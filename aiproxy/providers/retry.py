@@ -19,10 +19,11 @@ from typing import Any
 
 from aiproxy.backoff import RetryPolicy as RetryPolicy  # re-exported: the upstream policy's home
 
-# Upstream statuses worth another attempt on the same model (plus connection errors).
-RETRY_STATUSES = frozenset({429, 500, 503})
+# Upstream statuses worth another attempt on the same model (plus connection errors);
+# 529 is Anthropic's overloaded_error.
+RETRY_STATUSES = frozenset({429, 500, 503, 529})
 # Failures after which a configured fallback model is tried (plus first-byte timeouts).
-FALLBACK_STATUSES = frozenset({429, 503})
+FALLBACK_STATUSES = frozenset({429, 503, 529})
 
 Fallbacks = Mapping[str, tuple[str, ...]]
 

@@ -78,6 +78,11 @@ class GeminiClient(UpstreamSession):
     re-arms its read timer on every received packet anyway).
     """
 
+    # What a subclass for another upstream changes (providers/anthropic/client.py): its name in
+    # error messages, the path after the base URL, the stream reader and the error mapping.
+    upstream_name = "Gemini"
+    api_version = API_VERSION
+
     def __init__(
         self,
         base_url: str,
@@ -87,21 +92,27 @@ class GeminiClient(UpstreamSession):
         first_byte_timeout: float = 120.0,
         idle_timeout: float = 60.0,
     ) -> None:
-        super().__init__({"x-goog-api-key": api_key, "Content-Type": "application/json"})
-        self.base = f"{base_url.rstrip('/')}/{API_VERSION}"
         self._key = api_key
+        super().__init__(self.session_headers())
+        self.base = f"{base_url.rstrip('/')}/{self.api_version}"
         self._timeouts = Timeouts(connect_timeout, first_byte_timeout, idle_timeout)
         # Set by create_app from the settings; the defaults make one attempt only.
         self.retry_policy = RetryPolicy(retries=0)
         self.fallbacks: Fallbacks = {}
         self.events = UpstreamEvents()
 
+    def session_headers(self) -> dict[str, str]:
+        """Headers on every request: the key (never in the URL) and the body type."""
+        return {"x-goog-api-key": self._key, "Content-Type": "application/json"}
+
+    def map_error(self, status: int, body: dict[str, Any], headers: Any) -> ProxyError:
+        return map_upstream_error(status, body, headers, self._key)
+
     async def _attempt(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None,
                        model: str) -> aiohttp.ClientResponse:
-        """One request up to Gemini's status line; failures become `AttemptFailed`."""
-        return await attempt(self.session, method, url, body, headers, model=model, upstream="Gemini",
-                             timeouts=self._timeouts, events=self.events,
-                             map_error=lambda status, body, hdrs: map_upstream_error(status, body, hdrs, self._key))
+        """One request up to the upstream's status line; failures become `AttemptFailed`."""
+        return await attempt(self.session, method, url, body, headers, model=model, upstream=self.upstream_name,
+                             timeouts=self._timeouts, events=self.events, map_error=self.map_error)
 
     async def _open(self, method: str, models: Sequence[str], url_for: Callable[[str], str],
                     body_for: Callable[[str], bytes | None], headers: dict[str, str] | None = None,
@@ -123,7 +134,10 @@ class GeminiClient(UpstreamSession):
             return body if m == model or body_for is None else body_for(m)
 
         resp, used = await self._open("POST", chain, self._stream_url, build, headers)
-        return GeminiStream(resp, used)
+        return self.make_stream(resp, used)
+
+    def make_stream(self, resp: aiohttp.ClientResponse, model: str) -> GeminiStream:
+        return GeminiStream(resp, model)
 
     def _stream_url(self, model: str) -> str:
         return f"{self.base}/{model_path(model, 'streamGenerateContent')}?alt=sse"
@@ -137,16 +151,20 @@ class GeminiClient(UpstreamSession):
         try:
             return jsonutil.loads(await resp.read())
         except (aiohttp.ClientError, jsonutil.JSONDecodeError):
-            raise ProxyError(502, "Gemini sent an unreadable answer.", type="api_error",
+            raise ProxyError(502, f"{self.upstream_name} sent an unreadable answer.", type="api_error",
                              code="upstream_error") from None
         finally:
             resp.release()
 
 
 class GeminiStream:
-    """Async iterator of Gemini response chunks (dicts) from one SSE response."""
+    """Async iterator of Gemini response chunks (dicts) from one SSE response.
+
+    A subclass reads another upstream's SSE: its name for error messages and its `data:` parser.
+    """
 
     __slots__ = ("_resp", "model")
+    upstream_name = "Gemini"
 
     def __init__(self, resp: aiohttp.ClientResponse, model: str = "") -> None:
         self._resp = resp
@@ -160,7 +178,11 @@ class GeminiStream:
         self._resp.release()
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return sse_events(self._resp, _event, "Gemini")
+        return sse_events(self._resp, self.parse_event, self.upstream_name)
+
+    @staticmethod
+    def parse_event(line: bytes) -> dict[str, Any]:
+        return _event(line)
 
 
 def _event(line: bytes) -> dict[str, Any]:

@@ -16,17 +16,16 @@ from typing import TYPE_CHECKING, Any
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.base import ChatOptions, Chunk, UpstreamEvents, UpstreamStreamError, UsageCounts
+from aiproxy.providers.base import ChatOptions, Chunk, UpstreamStreamError, UsageCounts
 from aiproxy.providers.gemini.client import GeminiClient, GeminiStream
 from aiproxy.providers.gemini.embeddings import count_prompt_tokens, embed_slices
 from aiproxy.providers.gemini.request import build_gemini_request
 from aiproxy.providers.gemini.response import StreamTranslator
 from aiproxy.providers.gemini.usage import read_usage
-from aiproxy.providers.upstream import SessionLifecycle
+from aiproxy.providers.lifecycle import ClientLifecycle
 
 if TYPE_CHECKING:
     from aiproxy.config import Settings
-    from aiproxy.providers.retry import Fallbacks, RetryPolicy
 
 log = logging.getLogger("aiproxy.providers.gemini")
 
@@ -106,7 +105,7 @@ class GeminiChatCall:
         return GeminiChatStream(stream, translator)
 
 
-class GeminiProvider(SessionLifecycle):
+class GeminiProvider(ClientLifecycle):
     """The Gemini API (or its emulator) as a `Provider`."""
 
     name = "gemini"
@@ -161,8 +160,3 @@ class GeminiProvider(SessionLifecycle):
             return cached[1] if cached else []
         self._models = (time.monotonic(), ids)
         return ids
-
-    def configure(self, retry_policy: RetryPolicy, fallbacks: Fallbacks, events: UpstreamEvents) -> None:
-        self.client.retry_policy = retry_policy
-        self.client.fallbacks = fallbacks
-        self.client.events = events

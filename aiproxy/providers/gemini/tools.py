@@ -134,17 +134,22 @@ def _call_signature(call: ToolCall) -> str | None:
     return decode_call_signature(call.id)
 
 
+def call_arguments(call: ToolCall, param: str) -> dict[str, Any]:
+    """A tool call's `arguments` as the JSON object it must be (400 naming `param` otherwise)."""
+    try:
+        args = jsonutil.loads(call.function.arguments) if call.function.arguments.strip() else {}
+    except jsonutil.JSONDecodeError:
+        raise bad_request(f"Invalid value for '{param}': not valid JSON.", param=param) from None
+    if not isinstance(args, dict):
+        raise bad_request(f"Invalid value for '{param}': must be a JSON object.", param=param)
+    return args
+
+
 def assistant_parts(msg: Message, index: int, state: dict[str, Any]) -> list[Part]:
     parts = content_parts(msg.content, f"messages[{index}].content")
     names: dict[str, str] = state.setdefault("call_names", {})
     for j, call in enumerate(msg.tool_calls or ()):
-        param = f"messages[{index}].tool_calls[{j}].function.arguments"
-        try:
-            args = jsonutil.loads(call.function.arguments) if call.function.arguments.strip() else {}
-        except jsonutil.JSONDecodeError:
-            raise bad_request(f"Invalid value for '{param}': not valid JSON.", param=param) from None
-        if not isinstance(args, dict):
-            raise bad_request(f"Invalid value for '{param}': must be a JSON object.", param=param)
+        args = call_arguments(call, f"messages[{index}].tool_calls[{j}].function.arguments")
         part: Part = {"functionCall": {"name": call.function.name, "args": args}}
         signature = _call_signature(call)
         if signature:

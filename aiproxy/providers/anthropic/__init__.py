@@ -1,0 +1,1 @@
+"""Anthropic's Messages API behind the provider seam (`anthropic/<id>`)."""
