@@ -234,7 +234,8 @@ async def test_overloaded_model_falls_back_before_the_first_byte(proxy_factory: 
                                                                   http: aiohttp.ClientSession) -> None:
     proxy = await proxy_factory(anthropic_api_key=EMULATOR_KEY, upstream_retries=0,
                                 anthropic_base_url=f"{emulator_url(emulator)}/anthropic",
-                                model_fallbacks="anthropic/claude-sonnet-4-5=anthropic/claude-haiku-4-5")  # README: prefixed names
+                                # Fallback targets name their provider (README, "Fallbacks and routes").
+                                model_fallbacks="anthropic/claude-sonnet-4-5=anthropic/claude-haiku-4-5")
     messages = ask("x", error=529, error_times=1, key="fallback", reply="From Haiku.")
     async with http.post(proxy.make_url("/v1/chat/completions"), json={"model": MODEL, "messages": messages}) as resp:
         assert resp.status == 200 and resp.headers["X-Upstream-Model"] == "claude-haiku-4-5"
