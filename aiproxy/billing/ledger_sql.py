@@ -67,6 +67,13 @@ OUTBOX = (
     ("last_error", "text", ""),
     ("created_at", "time", "NOT NULL"),
 )
+STORED_RESPONSES = (  # migration 6: aiproxy/responses/store.py
+    ("response_id", "text", "PRIMARY KEY"),
+    ("user_id", "text", "NOT NULL"),
+    ("created_at", "time", "NOT NULL"),
+    ("items", "text", "NOT NULL"),  # the conversation so far (input and output items), JSON
+    ("response", "text", "NOT NULL"),  # the response object as sent, JSON
+)
 USAGE_ADDED = (
     ("client_request_id", "text", ""),  # migration 3: the client's X-Request-ID, a label (not unique)
 )
@@ -102,6 +109,8 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             ],
         ),
         (4, [f"ALTER TABLE outbox ADD COLUMN lease_token {d.types['text']}"]),  # lease ownership
+        (6, [_table(d, "responses", STORED_RESPONSES, with_id=False),  # Responses API state (store: true)
+             "CREATE INDEX responses_user_created ON responses (user_id, created_at)"]),
     ]
 
 
