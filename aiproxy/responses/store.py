@@ -51,7 +51,7 @@ class ResponseStore:
 
     async def save(self, stored: StoredResponse) -> None:
         p = self._p
-        created = datetime.fromtimestamp(stored.created_at, UTC)
+        created = datetime.now(UTC)  # finer than the response's whole seconds: orders the per-user bound
         await self._db.execute(
             f"INSERT INTO responses (response_id, user_id, created_at, items, response) VALUES "
             f"({p(1)}, {p(2)}, {p(3)}, {p(4)}, {p(5)})",
