@@ -203,8 +203,9 @@ class ResponseBuilder:
         return events
 
     def fail(self, code: str, message: str) -> list[Event]:
-        """The stream broke after it started: an `error` event, then `response.failed`."""
-        self.response.update(status="failed", error={"code": code, "message": message},
+        """The stream broke after it started: an `error` event (our code), then `response.failed`
+        (whose `error.code` is one of OpenAI's: `server_error`)."""
+        self.response.update(status="failed", error={"code": "server_error", "message": message},
                              output=[_public(item) for item in self.output])
         return [self._event("error", code=code, message=message, param=None),
                 self._event("response.failed", response=self.response)]

@@ -161,3 +161,14 @@ async def test_store_false_keeps_nothing(openai_client: AsyncOpenAI) -> None:
     resp = await openai_client.responses.create(model="gemini-2.5-flash", input="hi", store=False)
     with pytest.raises(NotFoundError):
         await openai_client.responses.retrieve(resp.id)
+
+
+async def test_stream_broken_upstream_ends_with_error_and_failed(openai_client: AsyncOpenAI, proxy: TestServer) -> None:
+    stream = await openai_client.responses.create(
+        model="gemini-2.5-flash", stream=True,
+        input=directive_text(reply="one two three four five six", chunks=4, fail_after=2, fail_mode="reset"))
+    events = [event async for event in stream]
+    assert [e.type for e in events][-2:] == ["error", "response.failed"]
+    assert events[-1].response.status == "failed" and events[-1].response.error.code == "server_error"
+    [row] = await proxy.app[LEDGER_KEY].rows()  # type: ignore[attr-defined]
+    assert row["endpoint"] == "responses" and row["status"] == "upstream_error" and row["streamed"]
