@@ -172,3 +172,28 @@ async def test_stream_broken_upstream_ends_with_error_and_failed(openai_client: 
     assert events[-1].response.status == "failed" and events[-1].response.error.code == "server_error"
     [row] = await proxy.app[LEDGER_KEY].rows()  # type: ignore[attr-defined]
     assert row["endpoint"] == "responses" and row["status"] == "upstream_error" and row["streamed"]
+
+
+async def test_content_filter_is_incomplete(openai_client: AsyncOpenAI, proxy: TestServer) -> None:
+    resp = await openai_client.responses.create(model="gemini-2.5-flash", input=directive_text(finish="SAFETY"))
+    assert resp.status == "incomplete"
+    assert resp.incomplete_details is not None and resp.incomplete_details.reason == "content_filter"
+    [row] = await proxy.app[LEDGER_KEY].rows()  # type: ignore[attr-defined]
+    assert row["status"] == "content_filter"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"input": 5}, "input"),
+    ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]},
+     "input[0].content[0].image_url"),
+    ({"input": "hi", "tool_choice": {"type": "file_search"}}, "tool_choice"),
+    ({"input": "hi", "include": ["file_search_call.results"]}, "include[0]"),
+    ({}, "input"),
+])
+async def test_bad_requests_name_the_field(http: aiohttp.ClientSession, proxy_url: str, body: dict[str, Any],
+                                           param: str) -> None:
+    async with http.post(f"{proxy_url}/v1/responses", json={"model": "gemini-2.5-flash", **body}) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error"
