@@ -96,12 +96,15 @@ async def _finish(request: web.Request, req: ResponsesRequest, stream: ChatStrea
         builder.add(chunk)
     m.status = _status(builder)
     settle(m, stream, complete=True)
-    events = builder.finish(stream.usage())
+    events = builder.finish(m)
     await request.app[METER_KEY].finish(m)
     if req.store:
-        await _store(request).save(StoredResponse(
-            id=builder.response["id"], user=m.user, created_at=builder.response["created_at"],
-            items=items + builder.response["output"], response=builder.response))
+        try:
+            await _store(request).save(StoredResponse(
+                id=builder.response["id"], user=m.user, created_at=builder.response["created_at"],
+                items=items + builder.response["output"], response=builder.response))
+        except Exception:
+            log.exception("could not store response %s (request %s)", builder.response["id"], m.request_id)
     return events
 
 

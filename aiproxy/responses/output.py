@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 from aiproxy import jsonutil
-from aiproxy.providers.base import Chunk, UsageCounts
+from aiproxy.billing.record import Metering
+from aiproxy.providers.base import Chunk
 from aiproxy.responses.request import ResponsesRequest
 
 Event = dict[str, Any]
@@ -31,12 +32,11 @@ def encrypt_reasoning(text: str) -> str:
     return _ENCRYPTED_PREFIX + base64.urlsafe_b64encode(jsonutil.dumps({"text": text})).decode()
 
 
-def usage_body(usage: UsageCounts | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    return {"input_tokens": usage.prompt, "input_tokens_details": {"cached_tokens": usage.cached},
-            "output_tokens": usage.completion, "output_tokens_details": {"reasoning_tokens": usage.reasoning},
-            "total_tokens": usage.total}
+def usage_body(m: Metering) -> dict[str, Any]:
+    """The metered counts (the ledger row's: the upstream's, or the estimates when it reported none)."""
+    return {"input_tokens": m.prompt_tokens, "input_tokens_details": {"cached_tokens": m.cached_tokens},
+            "output_tokens": m.completion_tokens, "output_tokens_details": {"reasoning_tokens": m.reasoning_tokens},
+            "total_tokens": m.total_tokens}
 
 
 class ResponseBuilder:
@@ -189,14 +189,14 @@ class ResponseBuilder:
                 self.finish_reason = choice["finish_reason"]
         return events
 
-    def finish(self, usage: UsageCounts | None) -> list[Event]:
+    def finish(self, metered: Metering) -> list[Event]:
         """Close the open item and the response: `response.completed`, or `.incomplete` when cut."""
         events = self._close_open()
         reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(self.finish_reason or "")
         self.response["status"] = "incomplete" if reason else "completed"
         if reason:
             self.response["incomplete_details"] = {"reason": reason}
-        self.response["usage"] = usage_body(usage)
+        self.response["usage"] = usage_body(metered)
         self.response["output"] = [_public(item) for item in self.output]
         kind = "response.incomplete" if reason else "response.completed"
         events.append(self._event(kind, response=self.response))

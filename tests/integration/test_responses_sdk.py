@@ -197,3 +197,14 @@ async def test_bad_requests_name_the_field(http: aiohttp.ClientSession, proxy_ur
         assert resp.status == 400
         error = (await resp.json())["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error"
+
+
+async def test_usage_is_the_ledger_rows_even_when_the_upstream_reports_none(openai_client: AsyncOpenAI,
+                                                                            proxy: TestServer) -> None:
+    resp = await openai_client.responses.create(model="gemini-2.5-flash",
+                                                input="Hello there " + directive_text(no_usage=True))
+    [row] = await proxy.app[LEDGER_KEY].rows()  # type: ignore[attr-defined]
+    assert row["estimated"] and resp.usage is not None
+    assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens) == (
+        row["prompt_tokens"], row["completion_tokens"], row["total_tokens"])
+    assert resp.usage.input_tokens > 0
