@@ -208,3 +208,15 @@ async def test_usage_is_the_ledger_rows_even_when_the_upstream_reports_none(open
     assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens) == (
         row["prompt_tokens"], row["completion_tokens"], row["total_tokens"])
     assert resp.usage.input_tokens > 0
+
+
+async def test_streamed_reasoning_summary_then_text(openai_client: AsyncOpenAI) -> None:
+    async with openai_client.responses.stream(
+            model="gemini-2.5-flash", reasoning={"effort": "low", "summary": "auto"},
+            input=directive_text(thoughts="Thinking hard.", reply="Done")) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert kinds.index("response.reasoning_summary_part.added") < kinds.index("response.reasoning_summary_text.delta")
+    assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.content_part.added")
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == "Thinking hard." and final.output_text == "Done"
