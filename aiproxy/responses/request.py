@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from aiproxy.errors import ProxyError, bad_request
 from aiproxy.openai.types import ChatRequest, _Typed, _validated, one_of, parse_chat_request
@@ -38,6 +38,8 @@ ToolChoice = one_of("'none', 'auto', 'required' or an object", string=Literal["n
 
 
 class ResponsesRequest(_Typed):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "gpt-4o-mini", "input": "Say hello."}]})
+
     model: str = Field(min_length=1)
     input: Input | None = None  # type: ignore[valid-type]
     instructions: str | None = None
