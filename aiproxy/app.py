@@ -24,6 +24,7 @@ from aiproxy.api.dashboard import dashboard_routes
 from aiproxy.api.embeddings import embeddings
 from aiproxy.api.health import health
 from aiproxy.api.models import get_model, list_models
+from aiproxy.api.responses import create_response, delete_response, get_response
 from aiproxy.api.usage import usage_handler
 from aiproxy.appkeys import (
     ACCESS_KEY,
@@ -185,6 +186,10 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
         ("POST", "/chat/completions", chat_completions),
         ("POST", "/v1/embeddings", embeddings),
         ("POST", "/embeddings", embeddings),
+        ("POST", "/v1/responses", create_response),
+        ("POST", "/responses", create_response),
+        ("GET", "/v1/responses/{response_id}", get_response),
+        ("DELETE", "/v1/responses/{response_id}", delete_response),
         ("GET", "/v1/models", list_models),
         ("GET", "/models", list_models),
         ("GET", "/v1/models/{model_id}", get_model),

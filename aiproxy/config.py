@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # Where usage rows go: sqlite:///relative/or////absolute/path (embedded, WAL), or
     # postgresql://user@host/db[?schema=name] so several instances share one ledger.
     usage_db_url: str = "sqlite:///./data/usage.db"
+    # Stored Responses API responses (`store: true`), kept in the usage database: dropped after
+    # this many days, and beyond this many per user (the oldest first).
+    responses_store_days: float = Field(30.0, gt=0)
+    responses_store_max_per_user: int = Field(1000, ge=1)
     # Bearer token for GET /v1/usage until per-client keys exist; unset = reports disabled (403).
     admin_token: SecretStr | None = None
     # Lotti's credits service; billing is on only when both are set.

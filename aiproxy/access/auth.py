@@ -21,7 +21,7 @@ from aiproxy.errors import ProxyError
 KEY_RECORD: web.RequestKey[Any] = web.RequestKey("access_key")  # request slot: the authenticated KeyRecord
 ADMIN_FLAG: web.RequestKey[bool] = web.RequestKey("access_admin", bool)  # request slot: True for admin callers
 
-_API_ROOTS = ("/chat/completions", "/models", "/embeddings", "/usage", "/admin")
+_API_ROOTS = ("/chat/completions", "/responses", "/models", "/embeddings", "/usage", "/admin")
 
 
 def needs_auth(path: str) -> bool:

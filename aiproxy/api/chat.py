@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -78,15 +79,26 @@ def reasoning_as_think_tags(request: web.Request) -> bool:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    app = request.app
     req = parse_chat_request(await read_json(request))
+    req._think_tags = reasoning_as_think_tags(request)
+    return await serve_chat(request, req, endpoint="chat", completion_id="chatcmpl-" + os.urandom(12).hex(),
+                            respond=_stream if req.stream else _buffered)
+
+
+Respond = Callable[[web.Request, ChatStream, Metering], Awaitable[web.StreamResponse]]
+
+
+async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, completion_id: str,
+                     respond: Respond) -> web.StreamResponse:
+    """Admit, meter and open one chat generation, then let `respond` write it (chat's SSE or
+    folded JSON, or another API's shape built from the same chunks, e.g. api/responses.py)."""
+    app = request.app
     providers = app[PROVIDERS_KEY]
     candidates, route_alias, strategy = providers.route_chat(req.model)  # 400/404 before anything is spent
     provider, upstream_model = candidates[0].provider, candidates[0].model
-    req._think_tags = reasoning_as_think_tags(request)
     metering = Metering(
         request_id=request[REQUEST_ID_KEY], client_request_id=request.get(CLIENT_REQUEST_ID_KEY),
-        user=req.billing_user, requested_model=req.model,
+        user=req.billing_user, requested_model=req.model, endpoint=endpoint,
         upstream_model=upstream_model, provider=provider.name, streamed=req.stream, prompt_chars=prompt_chars(req),
         prompt_estimate=estimate_prompt_tokens(req),  # remote images at a default until fetched
     )
@@ -95,7 +107,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
     call = providers.open_chat(req, ChatOptions(
-        completion_id="chatcmpl-" + os.urandom(12).hex(), include_usage=req.include_usage,
+        completion_id=completion_id, include_usage=req.include_usage,
         think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
     ), candidates, route_alias, strategy)  # a request the provider cannot take is a 400 here, before metering
     metering.provider, metering.upstream_model = call.first.provider.name, call.first.model  # a strategy's pick
@@ -115,38 +127,50 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     # What served: a fallback (on this or another provider) when the first had no capacity.
     metering.provider, metering.upstream_model = call.provider, stream.model
     try:
-        if req.stream:
-            return await _stream(request, stream, metering)
-        return await _buffered(request, stream, metering)
+        return await respond(request, stream, metering)
     except asyncio.CancelledError:
         metering.status = CLIENT_DISCONNECTED
         stream.close()
-        _settle(metering, stream, complete=False)
+        settle(metering, stream, complete=False)
         raise
     except Exception:
         if not metering.finished:  # a proxy fault: the error middleware answers 500, the meter bills
             stream.close()
-            _settle_failure(metering, stream)
+            settle_failure(metering, stream)
         raise
     finally:
         stream.release()
 
 
-def _settle(m: Metering, stream: ChatStream, complete: bool) -> None:
+def settle(m: Metering, stream: ChatStream, complete: bool) -> None:
     m.output_chars = stream.output_chars
     apply_usage(m, stream.usage(), complete)
 
 
-def _settle_failure(m: Metering, stream: ChatStream) -> None:
+async def bill_broken_upstream(request: web.Request, stream: ChatStream, m: Metering) -> None:
+    """The upstream stream broke after it started: record what it spent, as an upstream error."""
+    m.status = UPSTREAM_ERROR
+    settle(m, stream, complete=False)
+    await request.app[METER_KEY].finish(m)
+
+
+def bill_client_gone(stream: ChatStream, m: Metering) -> None:
+    """The client hung up mid-stream: stop the upstream; the metering middleware records the row."""
+    m.status = CLIENT_DISCONNECTED
+    stream.close()
+    settle(m, stream, complete=False)
+
+
+def settle_failure(m: Metering, stream: ChatStream) -> None:
     """After an unexpected exception: what the upstream reported so far, else the estimate; never $0/ok."""
     m.status = INTERNAL_ERROR
     try:
-        _settle(m, stream, complete=False)
+        settle(m, stream, complete=False)
     except Exception:  # noqa: BLE001 - the usage itself was what failed: fall back to the estimates
         apply_usage(m, None, complete=False)
 
 
-def _final_status(chunks: list[Chunk]) -> str:
+def final_status(chunks: list[Chunk]) -> str:
     for chunk in chunks:
         for choice in chunk["choices"]:
             if choice.get("finish_reason") == "content_filter":
@@ -164,17 +188,13 @@ async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.
                 m.first_token_at = time.monotonic()
             await resp.write(encode(out))
     except UpstreamStreamError as exc:
-        m.status = UPSTREAM_ERROR
-        _settle(m, stream, complete=False)
-        await request.app[METER_KEY].finish(m)
+        await bill_broken_upstream(request, stream, m)
         await resp.write(sse.error_and_done(
             ProxyError(exc.status, exc.message, type="api_error", code=exc.code).body()))
         await resp.write_eof()
         return resp
     except (ConnectionResetError, ConnectionError):
-        m.status = CLIENT_DISCONNECTED
-        stream.close()
-        _settle(m, stream, complete=False)
+        bill_client_gone(stream, m)
         return resp
     except Exception:
         if not resp.prepared:
@@ -182,8 +202,8 @@ async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.
         return await _end_stream_after_fault(request, resp, stream, m)
     try:
         final = stream.finish()
-        m.status = _final_status(final)
-        _settle(m, stream, complete=True)
+        m.status = final_status(final)
+        settle(m, stream, complete=True)
     except Exception:  # noqa: BLE001 - a proxy fault at the end: bill what was spent, end the stream
         return await _end_stream_after_fault(request, resp, stream, m)
     await request.app[METER_KEY].finish(m)  # committed before the last byte
@@ -198,7 +218,7 @@ async def _end_stream_after_fault(request: web.Request, resp: web.StreamResponse
     log.exception("chat stream failed after the upstream started (request %s)", m.request_id)
     stream.close()
     if not m.finished:
-        _settle_failure(m, stream)
+        settle_failure(m, stream)
         await request.app[METER_KEY].finish(m)
     error = ProxyError(500, "The server had an error while processing your request.", type="server_error",
                        code=INTERNAL_ERROR).body()
@@ -210,23 +230,26 @@ async def _end_stream_after_fault(request: web.Request, resp: web.StreamResponse
     return resp
 
 
-async def _buffered(request: web.Request, stream: ChatStream, m: Metering) -> web.StreamResponse:
-    folder = ChunkFolder()
+async def read_all(request: web.Request, stream: ChatStream, m: Metering, add: Callable[[Chunk], Any]) -> None:
+    """Every chunk of a buffered answer into `add`; a broken upstream is billed, then a ProxyError."""
     try:
         async for out in stream:
             if m.first_token_at is None:
                 m.first_token_at = time.monotonic()
             for chunk in out:
-                folder.add(chunk)
+                add(chunk)
     except UpstreamStreamError as exc:
-        m.status = UPSTREAM_ERROR
-        _settle(m, stream, complete=False)
-        await request.app[METER_KEY].finish(m)
+        await bill_broken_upstream(request, stream, m)
         raise ProxyError(exc.status, exc.message, type="api_error", code=exc.code) from None
+
+
+async def _buffered(request: web.Request, stream: ChatStream, m: Metering) -> web.StreamResponse:
+    folder = ChunkFolder()
+    await read_all(request, stream, m, folder.add)
     final = stream.finish()
     for chunk in final:
         folder.add(chunk)
-    m.status = _final_status(final)
-    _settle(m, stream, complete=True)
+    m.status = final_status(final)
+    settle(m, stream, complete=True)
     await request.app[METER_KEY].finish(m)
     return web.Response(body=jsonutil.dumps(folder.result()), content_type="application/json")

@@ -113,6 +113,11 @@ class PostgresLedger:
         """A read-only query built for DIALECT (the dashboard's)."""
         return [tuple(r) for r in await self.pool.fetch(sql, *params)]
 
+    async def execute(self, sql: str, params: list[Any]) -> int:
+        """One write statement built for DIALECT (stored responses); rows changed."""
+        status = await self.pool.execute(sql, *params)
+        return int(status.rsplit(" ", 1)[-1]) if status.rsplit(" ", 1)[-1].isdigit() else 0
+
     async def spent(self, user: str, since: datetime) -> Decimal:
         value = await self.pool.fetchval(
             "SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE user_id = $1 AND started_at >= $2", user, utc(since)

@@ -67,6 +67,13 @@ OUTBOX = (
     ("last_error", "text", ""),
     ("created_at", "time", "NOT NULL"),
 )
+STORED_RESPONSES = (  # migration 6: aiproxy/responses/store.py
+    ("response_id", "text", "PRIMARY KEY"),
+    ("user_id", "text", "NOT NULL"),
+    ("created_at", "time", "NOT NULL"),
+    ("items", "text", "NOT NULL"),  # the conversation so far (input and output items), JSON
+    ("response", "text", "NOT NULL"),  # the response object as sent, JSON
+)
 USAGE_ADDED = (
     ("client_request_id", "text", ""),  # migration 3: the client's X-Request-ID, a label (not unique)
     ("provider", "text", "NOT NULL DEFAULT 'gemini'"),  # migration 5: who served; older rows were Gemini's
@@ -104,6 +111,8 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         ),
         (4, [f"ALTER TABLE outbox ADD COLUMN lease_token {d.types['text']}"]),  # lease ownership
         (5, [_add_column(d, "usage", USAGE_ADDED[1])]),  # the provider that served each row
+        (6, [_table(d, "responses", STORED_RESPONSES, with_id=False),  # Responses API state (store: true)
+             "CREATE INDEX responses_user_created ON responses (user_id, created_at)"]),
     ]
 
 

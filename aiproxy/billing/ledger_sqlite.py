@@ -184,6 +184,13 @@ class SqliteLedger:
         """A read-only query built for DIALECT (the dashboard's), on the reader connection."""
         return await self._read(sql, params)
 
+    async def execute(self, sql: str, params: list[Any]) -> int:
+        """One write statement built for DIALECT (stored responses), on the writer; rows changed."""
+        def run() -> int:
+            return self._require(self._wconn).execute(sql, params).rowcount
+
+        return await self._on(self._writer, run)
+
     async def spent(self, user: str, since: datetime) -> Decimal:
         rows = await self._read("SELECT dsum(cost_usd) FROM usage WHERE user_id = ? AND started_at >= ?",
                                 (user, ts(since)))

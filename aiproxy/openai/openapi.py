@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from aiproxy import jsonutil
 from aiproxy.openai.types import ChatRequest, EmbeddingsRequest
+from aiproxy.responses.request import ResponsesRequest
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -37,9 +38,24 @@ _ERRORS = {
 }
 
 
+def _generation(operation_id: str, body: str, answer: str) -> dict[str, Any]:
+    """A POST that generates: JSON, or SSE with `stream: true`."""
+    return {"post": {
+        "operationId": operation_id,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+        "responses": {
+            "200": {"description": answer, "content": {"application/json": {"schema": {"type": "object"}},
+                                                       "text/event-stream": {"schema": {"type": "string"}}}},
+            "404": _json(_ref("Error"), "Unknown model"),
+            **_ERRORS,
+        },
+    }}
+
+
 def request_schemas() -> dict[str, Any]:
     """JSON Schemas of the request models and every model they use, keyed by model name."""
-    _, top = models_json_schema([(ChatRequest, "validation"), (EmbeddingsRequest, "validation")],
+    _, top = models_json_schema([(ChatRequest, "validation"), (EmbeddingsRequest, "validation"),
+                                 (ResponsesRequest, "validation")],
                                 ref_template="#/components/schemas/{model}")
     return top["$defs"]
 
@@ -64,17 +80,17 @@ SPEC: dict[str, Any] = {
     },  # fmt: skip
     "security": [{"bearer": []}],
     "paths": {
-        "/v1/chat/completions": {"post": {
-            "operationId": "createChatCompletion",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
-            "responses": {
-                "200": {"description": "A chat completion, or an SSE stream of chunks with `stream: true`",
-                        "content": {"application/json": {"schema": {"type": "object"}},
-                                    "text/event-stream": {"schema": {"type": "string"}}}},
-                "404": _json(_ref("Error"), "Unknown model"),
-                **_ERRORS,
-            },
-        }},
+        "/v1/chat/completions": _generation("createChatCompletion", "ChatRequest",
+                                            "A chat completion, or an SSE stream of chunks with `stream: true`"),
+        "/v1/responses": _generation("createResponse", "ResponsesRequest",
+                                     "A response object, or an SSE stream of response events with `stream: true`"),
+        "/v1/responses/{response_id}": {p: {
+            "operationId": op,
+            "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json({"type": "object"}, "The stored response" if p == "get" else "Deleted"),
+                          "404": _json(_ref("Error"), "Unknown, expired or another user's response"),
+                          "401": _ERRORS["401"]},
+        } for p, op in (("get", "getResponse"), ("delete", "deleteResponse"))},
         "/v1/models": {"get": {
             "operationId": "listModels",
             "responses": {"200": _json({"type": "object", "required": ["data"], "properties": {

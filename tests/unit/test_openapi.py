@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from aiproxy.openai.openapi import SPEC
 from aiproxy.openai.types import ChatRequest, EmbeddingsRequest
+from aiproxy.responses.request import ResponsesRequest
 
 REF = "#/components/schemas/{model}"
 
@@ -26,7 +27,8 @@ def _refs(node: Any) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(("path", "model"), [("/v1/chat/completions", ChatRequest),
-                                             ("/v1/embeddings", EmbeddingsRequest)])
+                                             ("/v1/embeddings", EmbeddingsRequest),
+                                             ("/v1/responses", ResponsesRequest)])
 def test_request_body_is_the_models_schema(path: str, model: type[BaseModel]) -> None:
     body = SPEC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": REF.format(model=model.__name__)}

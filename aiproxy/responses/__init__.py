@@ -1,0 +1,1 @@
+"""OpenAI's Responses API, served by translating to and from the internal chat form once."""
