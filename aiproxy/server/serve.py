@@ -20,6 +20,10 @@ from aiproxy.server.listen import ServingRunner
 
 log = logging.getLogger("aiproxy")
 DEMO_KEY = "demo-key"  # shared only by the in-process emulator and the proxy
+# The demo's fallback chains (unless MODEL_FALLBACKS is set): a Gemini outage falls through to the
+# emulator's OpenAI, then Anthropic, wire formats, so `make demo` shows a cross-provider fallback.
+DEMO_FALLBACKS = ("gemini-2.5-pro=openai/gpt-4.1,anthropic/claude-sonnet-4-5;"
+                  "gemini-3.5-flash=openai/gpt-4.1-mini,anthropic/claude-haiku-4-5")
 
 
 class ListenError(Exception):
@@ -96,8 +100,11 @@ async def _run_demo(settings: Settings) -> None:
     emu_url = f"http://127.0.0.1:{emu_site.port}"
     settings = settings.model_copy(
         update={"gemini_base_url": emu_url, "gemini_api_key": SecretStr(DEMO_KEY), "demo": True,
-                "openai_base_url": f"{emu_url}/openai/v1", "openai_api_key": SecretStr(DEMO_KEY)})
-    log.info("demo mode: Gemini emulator at %s, OpenAI's at %s/openai/v1 (no key, no network)", emu_url, emu_url)
+                "openai_base_url": f"{emu_url}/openai/v1", "openai_api_key": SecretStr(DEMO_KEY),
+                "anthropic_base_url": f"{emu_url}/anthropic", "anthropic_api_key": SecretStr(DEMO_KEY),
+                "model_fallbacks": settings.model_fallbacks or DEMO_FALLBACKS})
+    log.info("demo mode: Gemini emulator at %s, OpenAI's at %s/openai/v1, Anthropic's at %s/anthropic "
+             "(no key, no network); fallbacks %s", emu_url, emu_url, emu_url, settings.model_fallbacks)
     try:
         await _run(settings)
     finally:
