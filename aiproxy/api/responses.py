@@ -33,6 +33,7 @@ from aiproxy.errors import ProxyError
 from aiproxy.openai.sse import SSE_HEADERS
 from aiproxy.providers.base import ChatStream, UpstreamStreamError
 from aiproxy.responses.output import Event, ResponseBuilder, new_id
+from aiproxy.responses.references import resolve_references
 from aiproxy.responses.request import ResponsesRequest, input_items, parse_responses_request, to_chat_request
 from aiproxy.responses.store import ResponseStore, SqlTarget, StoredResponse
 
@@ -71,7 +72,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             raise ProxyError(400, f"Previous response with id '{req.previous_response_id}' not found.",
                              param="previous_response_id", code="previous_response_not_found")
         history = previous.items
-    items = history + input_items(req)
+    items = history + await resolve_references(input_items(req), _store(request), _owner(request))
     chat = to_chat_request(req, items)
     response_id = new_id("resp")
 

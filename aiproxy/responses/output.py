@@ -27,6 +27,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(24).hex()}"
 
 
+def output_item_id(prefix: str, response_id: str, index: int) -> str:
+    """An output item's id names its response (`msg_<response hex>_<index>`), so an `item_reference`
+    to it is found with one read of the stored response (aiproxy/responses/references.py)."""
+    return f"{prefix}_{response_id.partition('_')[2]}_{index}"
+
+
 def encrypt_reasoning(text: str) -> str:
     """The thought text, opaque to the client, for `include: ["reasoning.encrypted_content"]`."""
     return _ENCRYPTED_PREFIX + base64.urlsafe_b64encode(jsonutil.dumps({"text": text})).decode()
@@ -120,11 +126,14 @@ class ResponseBuilder:
                 self._event("response.reasoning_summary_part.done", item_id=item["id"], output_index=index,
                             summary_index=0, part=dict(part))]
 
+    def _new_item_id(self, prefix: str) -> str:
+        return output_item_id(prefix, self.response["id"], len(self.output))
+
     def _reasoning(self, delta: str) -> list[Event]:
         events: list[Event] = []
         item = self._open
         if item is None or item["type"] != "reasoning":
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": [], "_text": ""}
+            item = {"id": self._new_item_id("rs"), "type": "reasoning", "summary": [], "_text": ""}
             if self.req.wants_encrypted_reasoning:
                 item["encrypted_content"] = None
             events += self._add_item(item)
@@ -144,7 +153,8 @@ class ResponseBuilder:
         events: list[Event] = []
         item = self._open
         if item is None or item["type"] != "message":
-            item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+            item = {"id": self._new_item_id("msg"), "type": "message", "status": "in_progress", "role": "assistant",
+                    "content": []}
             events += self._add_item(item)
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
             item["content"].append(part)
@@ -160,7 +170,7 @@ class ResponseBuilder:
         item = self._calls.get(call["index"])
         fn = call.get("function") or {}
         if item is None:
-            item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "",
+            item = {"id": self._new_item_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "",
                     "call_id": call["id"], "name": fn.get("name") or ""}
             self._calls[call["index"]] = item
             events += self._add_item(item)

@@ -146,7 +146,8 @@ def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue  # not resent (see the module docstring)
         else:
             raise bad_request(f"Invalid value for '{param}.type': unsupported item type {kind!r}; supported: "
-                              "'message', 'function_call', 'function_call_output', 'reasoning'.", param=f"{param}.type")
+                              "'message', 'function_call', 'function_call_output', 'reasoning', 'item_reference'.",
+                              param=f"{param}.type")
     return messages
 
 

@@ -184,7 +184,7 @@ async def test_content_filter_is_incomplete(openai_client: AsyncOpenAI, proxy: T
 
 @pytest.mark.parametrize(("body", "param"), [
     ({"input": 5}, "input"),
-    ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+    ({"input": [{"type": "file_search_call", "id": "x"}]}, "input[0].type"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]},
      "input[0].content[0].image_url"),
     ({"input": "hi", "tool_choice": {"type": "file_search"}}, "tool_choice"),
