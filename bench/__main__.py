@@ -38,6 +38,8 @@ def _options(argv: list[str] | None) -> dict[str, Any]:
     p.add_argument("--quick", action="store_true", default=env.get("BENCH_QUICK", "") not in ("", "0"))
     p.add_argument("--proxy-env", default=env.get("BENCH_PROXY_ENV", ""))
     p.add_argument("--features-env", default=env.get("BENCH_FEATURES_ENV", ""))
+    p.add_argument("--cache-env", default=env.get("BENCH_CACHE_ENV", "RESPONSE_CACHE=memory"),
+                   help="'K=V ...' for a proxy whose repeated identical requests are cache hits ('' to skip)")
     p.add_argument("--client-key", default=env.get("BENCH_CLIENT_KEY") or None)
     p.add_argument("--peer-cmd", default=env.get("BENCH_PEER_CMD", ""))
     p.add_argument("--peer-model", default=env.get("BENCH_PEER_MODEL", MODEL))
@@ -45,7 +47,7 @@ def _options(argv: list[str] | None) -> dict[str, Any]:
     p.add_argument("--results-dir", type=Path, default=Path(env.get("BENCH_RESULTS_DIR") or RESULTS))
     a = p.parse_args(argv)
     return {"quick": a.quick, "proxy_env": parse_env_pairs(a.proxy_env),
-            "features_env": parse_env_pairs(a.features_env),
+            "features_env": parse_env_pairs(a.features_env), "cache_env": parse_env_pairs(a.cache_env),
             "client_key": a.client_key, "peer_cmd": a.peer_cmd, "peer_model": a.peer_model, "workers": a.workers,
             "results_dir": a.results_dir}
 

@@ -28,6 +28,7 @@ TARGET_SPECS = [
     ("idle_rss", "idle RSS", "<= 60 MB"),
     ("open_streams_rss", "RSS with 1,000 open streams, over idle", "<= 50 MB"),
     ("features_cost", "ledger+metrics+limits on: throughput vs off, c=64", ">= 90%"),
+    ("cache_hit_cost", "cache hit: proxy CPU per request vs a miss (cache off), c=64", "<= 10%"),
 ]
 
 
@@ -117,6 +118,14 @@ def evaluate_targets(rows: list[dict[str, Any]], memory: dict[str, Any], target:
     worst = min(ratios) if ratios else None
     add("features_cost", worst, worst is not None and worst >= 0.9,
         _pct(worst) if worst is not None else "not measured (set BENCH_FEATURES_ENV)")
+    costs = []
+    for mode in ("buffered", "streamed"):
+        hit, miss = _find(rows, target + "+cache", mode, 64), _find(rows, target, mode, 64)
+        if hit and miss and miss["cpu_us_per_request"] and not math.isnan(hit["cpu_us_per_request"]):
+            costs.append(hit["cpu_us_per_request"] / miss["cpu_us_per_request"])
+    dearest = max(costs) if costs else None
+    add("cache_hit_cost", dearest, dearest is not None and dearest <= 0.1,
+        _pct(dearest) if dearest is not None else "not measured (BENCH_CACHE_ENV empty)")
     return out
 
 

@@ -92,6 +92,9 @@ class Bench:
         if self.opts["features_env"]:
             self.procs["proxy+features"] = start_proxy(
                 "proxy-features", self.emulator.url, {**self.opts["proxy_env"], **self.opts["features_env"]})
+        if self.opts.get("cache_env"):  # the load generator repeats one request: after the first, all hits
+            self.procs["proxy+cache"] = start_proxy(
+                "proxy-cache", self.emulator.url, {**self.opts["proxy_env"], **self.opts["cache_env"]})
         if self.opts["peer_cmd"]:
             self.procs["peer"] = start_peer(self.opts["peer_cmd"], self.emulator.url, self.opts["proxy_env"])
 
