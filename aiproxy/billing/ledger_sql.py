@@ -77,6 +77,7 @@ STORED_RESPONSES = (  # migration 6: aiproxy/responses/store.py
 USAGE_ADDED = (
     ("client_request_id", "text", ""),  # migration 3: the client's X-Request-ID, a label (not unique)
     ("provider", "text", "NOT NULL DEFAULT 'gemini'"),  # migration 5: who served; older rows were Gemini's
+    ("cache_hit", "bool", "NOT NULL DEFAULT FALSE"),  # migration 7: served from the response cache
 )
 USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE + USAGE_ADDED)
 CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1]) + ", lease_token"  # Charge's fields, in order
@@ -113,6 +114,7 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         (5, [_add_column(d, "usage", USAGE_ADDED[1])]),  # the provider that served each row
         (6, [_table(d, "responses", STORED_RESPONSES, with_id=False),  # Responses API state (store: true)
              "CREATE INDEX responses_user_created ON responses (user_id, created_at)"]),
+        (7, [_add_column(d, "usage", USAGE_ADDED[2])]),  # response-cache hits (aiproxy/cache)
     ]
 
 
@@ -144,7 +146,7 @@ def usage_values(d: Dialect, rec: UsageRecord) -> tuple[Any, ...]:
         rec.reasoning_tokens, rec.cached_tokens, rec.audio_tokens, rec.total_tokens,
         d.money_param(rec.cost_usd), rec.status, d.bool_param(rec.estimated),
         d.bool_param(rec.price_fallback), d.time_param(utc(rec.started_at)), rec.duration_ms, rec.ttft_ms,
-        rec.client_request_id, rec.provider,
+        rec.client_request_id, rec.provider, d.bool_param(rec.cache_hit),
     )  # fmt: skip
 
 
