@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     from aiproxy.access.setup import Access
     from aiproxy.api.admission import Admission
     from aiproxy.billing.credits import CreditGate
-    from aiproxy.cache.policy import ResponseCache
     from aiproxy.billing.ledger import Ledger
     from aiproxy.billing.ledger_guard import LedgerGuard
     from aiproxy.billing.meter import Meter
     from aiproxy.billing.record import Metering
     from aiproxy.billing.reservations import Reservations
+    from aiproxy.cache.policy import ResponseCache
     from aiproxy.config import Settings
     from aiproxy.providers.modelmap import ModelMap
     from aiproxy.providers.registry import Providers

@@ -82,4 +82,4 @@ class UsageRecord:
     client_request_id: str | None = None  # the client's X-Request-ID (not unique, never a key)
     provider: str = "gemini"  # who served upstream_model; rows spooled before migration 5 were Gemini's
     cache_hit: bool = False  # migration 7: a response-cache hit; cost_usd is then what the hit was charged
-    cache_savings_usd: Decimal = Decimal(0)  # a hit's full cost minus its charge (metrics only, not a column)
+    cache_savings_usd: Decimal = Decimal(0)  # migration 7: a hit's full cost minus its charge

@@ -17,7 +17,8 @@ NOT_SHAPING = frozenset({"model", "stream", "stream_options", "user", "metadata"
 
 def answer_shape(req: Any) -> dict[str, Any]:
     """Everything in the request that shapes the answer (messages, tools, sampling, n, seed...)."""
-    shape = {k: v for k, v in req.model_dump(mode="json", exclude_none=True).items() if k not in NOT_SHAPING}
+    dumped = req.model_dump(mode="json", exclude_none=True, warnings=False)  # dict-typed fields stay as sent
+    shape = {k: v for k, v in dumped.items() if k not in NOT_SHAPING}
     shape["_think_tags"] = bool(getattr(req, "_think_tags", False))
     return shape
 

@@ -24,6 +24,7 @@ from tests.conftest import recorded_requests
 
 REDIS = "redis://127.0.0.1:6379/0"
 ROUTE = "/v1/chat/completions"
+ADMIN = "admin-token-for-the-cache-tests"
 
 
 def body(text: str = "hello cache", **extra: Any) -> dict[str, Any]:
@@ -160,7 +161,7 @@ async def test_two_instances_share_the_cache_in_redis(proxy_factory: Any, emulat
 @pytest.mark.parametrize("ratio", ["0", "0.5"])
 async def test_a_hit_is_one_flagged_row_charged_the_ratio(proxy_factory: Any, http: aiohttp.ClientSession,
                                                           ledger_url: str, ratio: str) -> None:
-    proxy = await proxy_factory(response_cache="memory", usage_db_url=ledger_url,
+    proxy = await proxy_factory(response_cache="memory", usage_db_url=ledger_url, admin_token=ADMIN,
                                 cache_hit_price_ratio=Decimal(ratio))
     await post(http, proxy, body())
     await post(http, proxy, body(stream=True))  # a hit too: the stream flag does not shape the answer
@@ -170,6 +171,13 @@ async def test_a_hit_is_one_flagged_row_charged_the_ratio(proxy_factory: Any, ht
     assert Decimal(str(miss["cost_usd"])) > 0
     assert Decimal(str(hit["cost_usd"])) == Decimal(str(miss["cost_usd"])) * Decimal(ratio)
     assert hit["status"] == "ok" and hit["streamed"]
+    full, charged = Decimal(str(miss["cost_usd"])), Decimal(str(hit["cost_usd"]))
+    assert Decimal(str(hit["cache_savings_usd"])) == full - charged and Decimal(str(miss["cache_savings_usd"])) == 0
+    async with http.get(proxy.make_url("/v1/usage"), headers={"Authorization": f"Bearer {ADMIN}"}) as resp:
+        total = (await resp.json())["total"]
+    assert total["requests"] == 2 and total["cache_hits"] == 1
+    assert Decimal(total["cache_savings_usd"]) == full - charged
+    assert Decimal(total["cost_usd"]) == full + charged
     async with http.get(proxy.make_url("/metrics")) as resp:
         metrics = await resp.text()
     assert 'aiproxy_response_cache_lookups_total{result="hit"}' in metrics
