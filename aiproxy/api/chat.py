@@ -33,6 +33,7 @@ from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
 from aiproxy.cache.hit import serve_hit
+from aiproxy.cache.key import answer_shape
 from aiproxy.errors import ProxyError
 from aiproxy.http.hardening import JSON_BODY
 from aiproxy.openai import sse
@@ -109,7 +110,8 @@ async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, c
     await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
     if endpoint == "chat":  # the response cache: identity known, limits counted (aiproxy/cache)
-        plan = await app[RESPONSE_CACHE_KEY].lookup(request, req, provider.name, upstream_model, metering.user)
+        plan = await app[RESPONSE_CACHE_KEY].lookup(request, answer_shape(req), provider.name, upstream_model,
+                                                    metering.user)
         if plan is not None and plan.hit is not None:
             return await serve_hit(request, metering, plan.hit, completion_id=completion_id, model=req.model,
                                    stream=req.stream, include_usage=req.include_usage)

@@ -28,15 +28,20 @@ def usage_into(m: Metering, usage: dict[str, Any] | None) -> None:
     m.reported = bool(usage)
 
 
-async def serve_hit(request: web.Request, m: Metering, cached: dict[str, Any], *, completion_id: str,
-                    model: str, stream: bool, include_usage: bool) -> web.StreamResponse:
+async def record_hit(request: web.Request, m: Metering) -> None:
+    """The hit's one ledger row (before the first byte); the saving counted for /metrics."""
     m.cache_hit, m.status = True, OK
     m.first_token_at = time.monotonic()
-    usage_into(m, cached.get("usage"))
     request[METERING_KEY] = m
-    rec = await request.app[METER_KEY].finish(m)  # committed before the first byte
+    rec = await request.app[METER_KEY].finish(m)
     if rec is not None:
         SAVED.inc(float(rec.cache_savings_usd))
+
+
+async def serve_hit(request: web.Request, m: Metering, cached: dict[str, Any], *, completion_id: str,
+                    model: str, stream: bool, include_usage: bool) -> web.StreamResponse:
+    usage_into(m, cached.get("usage"))
+    await record_hit(request, m)
     body = fresh_body(cached, completion_id, int(time.time()), model)
     if not stream:
         return web.Response(body=jsonutil.dumps(body), content_type="application/json")

@@ -17,11 +17,11 @@ from prometheus_client import Counter
 
 from aiproxy import jsonutil
 from aiproxy.billing.record import OK, Metering
-from aiproxy.cache.key import answer_shape, cache_key
+from aiproxy.cache.key import cache_key
 from aiproxy.cache.store import CacheStore, MemoryStore, RedisStore
 
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
-CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+CACHED_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings"})
 
 LOOKUPS = Counter("aiproxy_response_cache_lookups_total", "Response cache outcomes of chat requests.", ["result"])
 SAVED = Counter("aiproxy_response_cache_saved_usd_total",
@@ -48,14 +48,15 @@ class ResponseCache:
     def enabled(self) -> bool:
         return self.store is not None
 
-    async def lookup(self, request: web.Request, req: Any, provider: str, upstream_model: str,
+    async def lookup(self, request: web.Request, shape: dict[str, Any], provider: str, upstream_model: str,
                      user: str) -> Plan | None:
-        """The plan for this request (None while the cache is off); a hit carries the cached body."""
+        """The plan for this request (None while the cache is off); a hit carries the cached body.
+        `shape`: everything in the request that shapes the answer (key.answer_shape for chat)."""
         if self.store is None:
             return None
         directives = {d.strip().lower() for d in request.headers.get("Cache-Control", "").split(",")}
         scope = "*" if self.scope == "global" else "user:" + user
-        plan = Plan(cache_key(provider, upstream_model, answer_shape(req), scope), MISS, store=True)
+        plan = Plan(cache_key(provider, upstream_model, shape, scope), MISS, store=True)
         if "no-store" in directives:
             plan.status, plan.store = BYPASS, False
         elif "no-cache" not in directives:
@@ -78,13 +79,19 @@ class ResponseCache:
                                       "total_tokens": m.prompt_tokens + m.completion_tokens}}
         await self.store.put(plan.key, jsonutil.dumps(body))
 
+    async def remember_embeddings(self, request: web.Request, m: Metering, answer: dict[str, Any]) -> None:
+        """Store a whole, ok embeddings answer (float vectors and usage) when the plan says so."""
+        plan: Plan | None = request.get(PLAN_KEY)
+        if self.store is not None and plan is not None and plan.store and m.status == OK:
+            await self.store.put(plan.key, jsonutil.dumps(answer))
+
     def wants_chunks(self, request: web.Request) -> bool:
         plan: Plan | None = request.get(PLAN_KEY)
         return plan is not None and plan.store
 
     async def add_header(self, request: web.Request, response: web.StreamResponse) -> None:
-        """on_response_prepare: X-Cache on every chat response while the cache is on."""
-        if self.store is None or request.path not in CHAT_PATHS:
+        """on_response_prepare: X-Cache on every chat and embeddings response while the cache is on."""
+        if self.store is None or request.path not in CACHED_PATHS:
             return
         plan: Plan | None = request.get(PLAN_KEY)
         response.headers["X-Cache"] = plan.status if plan is not None else BYPASS

@@ -183,3 +183,27 @@ async def test_a_hit_is_one_flagged_row_charged_the_ratio(proxy_factory: Any, ht
     assert 'aiproxy_response_cache_lookups_total{result="hit"}' in metrics
     assert 'aiproxy_response_cache_lookups_total{result="miss"}' in metrics
     assert "aiproxy_response_cache_saved_usd_total" in metrics
+
+
+@pytest.mark.parametrize("fmt", ["float", "base64"])
+async def test_embeddings_repeat_is_a_hit_with_the_same_vectors(proxy_factory: Any, emulator: TestServer,
+                                                                http: aiohttp.ClientSession, fmt: str) -> None:
+    proxy = await proxy_factory(response_cache="memory")
+
+    async def embed(texts: list[str], **headers: str) -> tuple[str | None, dict[str, Any]]:
+        payload = {"model": "text-embedding-3-small", "input": texts, "encoding_format": fmt}
+        async with http.post(proxy.make_url("/v1/embeddings"), json=payload, headers=headers) as resp:
+            assert resp.status == 200
+            return resp.headers.get("X-Cache"), await resp.json()
+
+    x_miss, miss = await embed(["one", "two"])
+    x_hit, hit = await embed(["one", "two"])
+    assert (x_miss, x_hit) == ("MISS", "HIT")
+    assert hit["data"] == miss["data"] and hit["usage"] == miss["usage"]
+    assert (await embed(["one", "two"], **{"Cache-Control": "no-store"}))[0] == "BYPASS"
+    assert (await embed(["one"]))[0] == "MISS"
+    embeds = [r for r in await recorded_requests(http, emulator) if "mbedContent" in r["path"]]
+    assert len(embeds) == 3  # the hit called nothing upstream
+    rows = await proxy.app[LEDGER_KEY].rows()
+    assert [bool(r["cache_hit"]) for r in rows] == [False, True, False, False]
+    assert rows[1]["prompt_tokens"] == rows[0]["prompt_tokens"] and Decimal(str(rows[1]["cost_usd"])) == 0
