@@ -41,6 +41,7 @@ from aiproxy.appkeys import (
     READY_CHECKS_KEY,
     READY_DETAILS_KEY,
     RESERVATIONS_KEY,
+    RESPONSE_CACHE_KEY,
     SETTINGS_KEY,
     STATE_KEY,
     ReadyCheck,
@@ -49,6 +50,7 @@ from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import PriceTable, load_price_table
 from aiproxy.billing.reservations import Reservations
 from aiproxy.billing.wiring import Billing, build_billing
+from aiproxy.cache.policy import build_response_cache
 from aiproxy.config import Settings
 from aiproxy.http.hardening import add_security_headers, hardening_middleware
 from aiproxy.http.middleware import (
@@ -122,6 +124,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
     billing, access = p.billing, p.access
     ports = ListenPorts()  # the server fills in the ops port once its sockets are bound
     forwarded = ForwardedClients(settings.max_connections_per_ip, settings.trusted_networks)
+    cache = build_response_cache(settings)  # RESPONSE_CACHE: looked up after admission (api/chat.py)
 
     # What happens to each priced row (Meter.finish logs the billing line first).
     meter = Meter(p.prices,
@@ -129,7 +132,8 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
                   hooks=[p.reservations.settle,  # admission's holds become the real usage
                          billing.nudge_outbox,  # credits: the row's charge is sent now
                          access.count_unbudgeted_spend,  # a user's budgets count their unbudgeted keys too
-                         functools.partial(observe_record, label=p.labels)])  # tokens, cost, time to first token
+                         functools.partial(observe_record, label=p.labels)],  # tokens, cost, time to first token
+                  cache_hit_price_ratio=settings.cache_hit_price_ratio)  # what a response-cache hit is charged
 
     # What a chat or embeddings request passes before the upstream is called; a step refuses by
     # raising, and what earlier steps reserved is given back (reservations middleware).
@@ -174,11 +178,13 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
     app[READY_DETAILS_KEY] = ready_details
     app[QUEUE_PROBE_KEY] = [ledger_queue_probe(billing)]
     app[LISTEN_PORTS_KEY] = ports
+    app[RESPONSE_CACHE_KEY] = cache
 
     # Response headers, in this order.
     app.on_response_prepare.append(add_request_id_header)
     cors = _cors(app, settings)  # aiohttp-cors appends its own callback (Access-Control-*) here
-    app.on_response_prepare.extend([add_security_headers, access.add_rate_limit_headers, add_upstream_model_header])
+    app.on_response_prepare.extend([add_security_headers, access.add_rate_limit_headers, add_upstream_model_header,
+                                     cache.add_header])  # X-Cache: HIT | MISS | BYPASS
 
     # The OpenAI-compatible API, open to CORS_ALLOWED_ORIGINS.
     for method, path, handler in [
@@ -214,6 +220,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
         billing.lifecycle,  # ledger opened, spool replayed, outbox started; all flushed at the end
         p.media.lifecycle,  # the media fetcher's pooled session
         access.lifecycle,  # key store opened, keys loaded, the open-proxy check
+        cache.lifecycle,  # the response cache's store, closed at the end
     ])
     if settings.redis_url:
         app.cleanup_ctx.append(redis_ping(settings.redis_url))  # readiness's own Redis client

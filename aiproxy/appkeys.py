@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from aiproxy.billing.meter import Meter
     from aiproxy.billing.record import Metering
     from aiproxy.billing.reservations import Reservations
+    from aiproxy.cache.policy import ResponseCache
     from aiproxy.config import Settings
     from aiproxy.providers.modelmap import ModelMap
     from aiproxy.providers.registry import Providers
@@ -51,6 +52,7 @@ READY_CHECKS_KEY: web.AppKey[dict[str, ReadyCheck]] = web.AppKey("ready_checks")
 READY_DETAILS_KEY: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("ready_details")  # extra body fields
 QUEUE_PROBE_KEY: web.AppKey[list[QueueProbe]] = web.AppKey("queue_probe")  # /metrics gauges read at scrape
 LISTEN_PORTS_KEY: web.AppKey[ListenPorts] = web.AppKey("listen_ports")  # filled once the sockets are bound
+RESPONSE_CACHE_KEY: web.AppKey[ResponseCache] = web.AppKey("response_cache")  # RESPONSE_CACHE (aiproxy/cache)
 
 # Per-request slots (aiohttp RequestKey: typed, and no clash between modules' names).
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)  # the server's id: keys ledger and charge

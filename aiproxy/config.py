@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -196,6 +197,12 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For is believed, e.g. 10.0.0.0/8
     ops_port: int | None = Field(None, ge=0, le=65535)  # /health, /health/ready, /metrics only; uncapped
     ops_host: str = ""  # ops listener address; empty = HOST
+    # --- response cache (issue 15): complete chat answers replayed without calling the upstream ---
+    response_cache: Literal["off", "memory", "redis"] = "off"  # redis: REDIS_URL, shared by instances
+    response_cache_ttl: float = Field(3600.0, gt=0)  # seconds an answer stays cached
+    response_cache_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # memory mode: LRU bound
+    response_cache_scope: Literal["user", "global"] = "user"  # a hit only for the same billing user, or anyone
+    cache_hit_price_ratio: Decimal = Field(Decimal(0), ge=0)  # a hit is charged this share of its full cost
 
     @field_validator("ops_port", mode="before")
     @classmethod

@@ -26,11 +26,14 @@ from aiproxy.appkeys import (
     METERING_KEY,
     PROVIDERS_KEY,
     REQUEST_ID_KEY,
+    RESPONSE_CACHE_KEY,
     SETTINGS_KEY,
 )
 from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
+from aiproxy.cache.hit import serve_hit
+from aiproxy.cache.key import answer_shape
 from aiproxy.errors import ProxyError
 from aiproxy.http.hardening import JSON_BODY
 from aiproxy.openai import sse
@@ -106,6 +109,12 @@ async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, c
     # Identity, limits, budgets, credits, then remote images inlined (the order: app.py).
     await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
+    if endpoint == "chat":  # the response cache: identity known, limits counted (aiproxy/cache)
+        plan = await app[RESPONSE_CACHE_KEY].lookup(request, answer_shape(req), provider.name, upstream_model,
+                                                    metering.user)
+        if plan is not None and plan.hit is not None:
+            return await serve_hit(request, metering, plan.hit, completion_id=completion_id, model=req.model,
+                                   stream=req.stream, include_usage=req.include_usage)
     call = providers.open_chat(req, ChatOptions(
         completion_id=completion_id, include_usage=req.include_usage,
         think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
@@ -181,11 +190,16 @@ def final_status(chunks: list[Chunk]) -> str:
 async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
     encode = sse.encode
+    cache = request.app[RESPONSE_CACHE_KEY]
+    folder = ChunkFolder() if cache.wants_chunks(request) else None  # the answer, to store once complete
     try:
         await resp.prepare(request)
         async for out in stream:  # per chunk: the provider's translation, then this one write
             if m.first_token_at is None:
                 m.first_token_at = time.monotonic()
+            if folder is not None:
+                for chunk in out:
+                    folder.add(chunk)
             await resp.write(encode(out))
     except UpstreamStreamError as exc:
         await bill_broken_upstream(request, stream, m)
@@ -207,6 +221,10 @@ async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.
     except Exception:  # noqa: BLE001 - a proxy fault at the end: bill what was spent, end the stream
         return await _end_stream_after_fault(request, resp, stream, m)
     await request.app[METER_KEY].finish(m)  # committed before the last byte
+    if folder is not None:
+        for chunk in final:
+            folder.add(chunk)
+        await cache.remember(request, m, folder.result())
     # The closing chunks, [DONE] and the chunked terminator leave in one send.
     await resp.write_eof(encode(final) + DONE)
     return resp
@@ -252,4 +270,6 @@ async def _buffered(request: web.Request, stream: ChatStream, m: Metering) -> we
     m.status = final_status(final)
     settle(m, stream, complete=True)
     await request.app[METER_KEY].finish(m)
-    return web.Response(body=jsonutil.dumps(folder.result()), content_type="application/json")
+    body = folder.result()
+    await request.app[RESPONSE_CACHE_KEY].remember(request, m, body)
+    return web.Response(body=jsonutil.dumps(body), content_type="application/json")

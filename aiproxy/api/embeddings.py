@@ -26,9 +26,18 @@ from aiohttp import web
 from aiproxy import jsonutil
 from aiproxy.access.identity import billing_user
 from aiproxy.api.chat import read_json
-from aiproxy.appkeys import ADMISSION_KEY, CLIENT_REQUEST_ID_KEY, METER_KEY, METERING_KEY, PROVIDERS_KEY, REQUEST_ID_KEY
+from aiproxy.appkeys import (
+    ADMISSION_KEY,
+    CLIENT_REQUEST_ID_KEY,
+    METER_KEY,
+    METERING_KEY,
+    PROVIDERS_KEY,
+    REQUEST_ID_KEY,
+    RESPONSE_CACHE_KEY,
+)
 from aiproxy.billing.estimate import estimate_text_tokens
 from aiproxy.billing.record import CLIENT_DISCONNECTED, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
+from aiproxy.cache.hit import record_hit
 from aiproxy.openai.types import parse_embeddings_request
 from aiproxy.providers.base import Provider
 
@@ -59,6 +68,13 @@ async def embeddings(request: web.Request) -> web.Response:
                  requested_model=model, upstream_model=upstream_model, endpoint="embeddings", prompt_chars=chars,
                  provider=provider.name, prompt_estimate=estimate_text_tokens(chars))
     await app[ADMISSION_KEY].admit(request, m, 0)
+    cache = app[RESPONSE_CACHE_KEY]  # RESPONSE_CACHE: the same texts, model and dimensions give the same vectors
+    plan = await cache.lookup(request, {"input": texts, "dimensions": dims}, provider.name, upstream_model, m.user)
+    if plan is not None and plan.hit is not None:
+        m.prompt_tokens = m.total_tokens = int(plan.hit["prompt_tokens"])
+        m.reported = bool(plan.hit["reported"])
+        await record_hit(request, m)
+        return embeddings_response(plan.hit["vectors"], fmt, model, m)
 
     done: list[str] = []  # texts of the slices the upstream embedded (and will bill)
     vectors: list[list[float]] = []
@@ -80,21 +96,28 @@ async def embeddings(request: web.Request) -> web.Response:
         raise
     try:
         await measure_usage(provider, upstream_model, texts, m)
-        usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
-        if not m.reported:
-            usage["estimated"] = True
-        answer = jsonutil.dumps({
-            "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)}
-                     for i, v in enumerate(vectors)],
-            "model": model,
-            "usage": usage,
-        })
+        answer = embeddings_response(vectors, fmt, model, m)
     except BaseException as exc:  # gone during the count, or a proxy fault: bill the estimate, never $0
         m.status = CLIENT_DISCONNECTED if isinstance(exc, asyncio.CancelledError) else INTERNAL_ERROR
         if not m.reported:
             m.prompt_tokens = m.total_tokens = m.prompt_estimate
         raise
     await app[METER_KEY].finish(m)
-    return web.Response(body=answer, content_type="application/json")
+    await cache.remember_embeddings(request, m, {"vectors": vectors, "prompt_tokens": m.prompt_tokens,
+                                                 "reported": m.reported})
+    return answer
+
+
+def embeddings_response(vectors: list[list[float]], fmt: str, model: str, m: Metering) -> web.Response:
+    usage: dict[str, Any] = {"prompt_tokens": m.prompt_tokens, "total_tokens": m.total_tokens}
+    if not m.reported:
+        usage["estimated"] = True
+    body = jsonutil.dumps({
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, fmt)}
+                 for i, v in enumerate(vectors)],
+        "model": model,
+        "usage": usage,
+    })
+    return web.Response(body=body, content_type="application/json")
 

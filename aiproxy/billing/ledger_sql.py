@@ -77,6 +77,8 @@ STORED_RESPONSES = (  # migration 6: aiproxy/responses/store.py
 USAGE_ADDED = (
     ("client_request_id", "text", ""),  # migration 3: the client's X-Request-ID, a label (not unique)
     ("provider", "text", "NOT NULL DEFAULT 'gemini'"),  # migration 5: who served; older rows were Gemini's
+    ("cache_hit", "bool", "NOT NULL DEFAULT FALSE"),  # migration 7: served from the response cache
+    ("cache_savings_usd", "money", "NOT NULL DEFAULT 0"),  # migration 7: a hit's full cost minus its charge
 )
 USAGE_COLUMNS = ", ".join(name for name, _, _ in USAGE + USAGE_ADDED)
 CHARGE_COLUMNS = ", ".join(name for name, _, _ in OUTBOX[:-1]) + ", lease_token"  # Charge's fields, in order
@@ -113,6 +115,7 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         (5, [_add_column(d, "usage", USAGE_ADDED[1])]),  # the provider that served each row
         (6, [_table(d, "responses", STORED_RESPONSES, with_id=False),  # Responses API state (store: true)
              "CREATE INDEX responses_user_created ON responses (user_id, created_at)"]),
+        (7, [_add_column(d, "usage", USAGE_ADDED[2]), _add_column(d, "usage", USAGE_ADDED[3])]),  # aiproxy/cache
     ]
 
 
@@ -144,7 +147,7 @@ def usage_values(d: Dialect, rec: UsageRecord) -> tuple[Any, ...]:
         rec.reasoning_tokens, rec.cached_tokens, rec.audio_tokens, rec.total_tokens,
         d.money_param(rec.cost_usd), rec.status, d.bool_param(rec.estimated),
         d.bool_param(rec.price_fallback), d.time_param(utc(rec.started_at)), rec.duration_ms, rec.ttft_ms,
-        rec.client_request_id, rec.provider,
+        rec.client_request_id, rec.provider, d.bool_param(rec.cache_hit), d.money_param(rec.cache_savings_usd),
     )  # fmt: skip
 
 
@@ -213,7 +216,9 @@ def report_query(
     key = {"day": d.day_expr, "model": "requested_model", "user": "user_id", "provider": "provider",
            None: "NULL"}[group_by]
     sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in TOTAL_FIELDS[1:])
-    sql = f"SELECT {key} AS k, COUNT(*), {sums}, COALESCE({d.cost_sum}, '0') FROM usage"
+    savings = d.cost_sum.replace("cost_usd", "cache_savings_usd")  # the same exact sum, of another column
+    sql = (f"SELECT {key} AS k, COUNT(*), {sums}, COALESCE({d.cost_sum}, '0'),"
+           f" COALESCE(SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0), COALESCE({savings}, '0') FROM usage")
     if where:
         sql += " WHERE " + " AND ".join(where)
     if group_by is not None:
@@ -228,8 +233,9 @@ def report_rows(rows: Sequence[Sequence[Any]], group_by: str | None) -> list[dic
         item: dict[str, Any] = {}
         if group_by is not None:
             item[group_by] = row[0]
-        for name, value in zip(TOTAL_FIELDS, row[1:-1], strict=True):
+        for name, value in zip(TOTAL_FIELDS, row[1:-3], strict=True):
             item[name] = int(value)
-        item["cost_usd"] = Decimal(str(row[-1]))
+        item["cost_usd"] = Decimal(str(row[-3]))
+        item["cache_hits"], item["cache_savings_usd"] = int(row[-2]), Decimal(str(row[-1]))
         out.append(item)
     return out

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
@@ -67,8 +68,9 @@ class Meter:
     logged and skipped), then calls each hook, in list order."""
 
     def __init__(self, prices: PriceTable, sinks: list[UsageSink] | None = None,
-                 hooks: list[UsageHook] | None = None) -> None:
+                 hooks: list[UsageHook] | None = None, cache_hit_price_ratio: Decimal = Decimal(0)) -> None:
         self.prices = prices
+        self.cache_hit_price_ratio = cache_hit_price_ratio  # a cache hit is charged this share of its cost
         self.sinks: list[UsageSink] = sinks or []
         self.hooks: list[UsageHook] = hooks or []
 
@@ -76,6 +78,10 @@ class Meter:
         price, fallback = self.prices.price_for(m.upstream_model)
         cost = price.cost(m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.audio_prompt_tokens,
                           m.cached_audio_tokens, m.cache_write_tokens, m.cache_write_1h_tokens)
+        full, saved = cost, Decimal(0)
+        if m.cache_hit:  # nothing was spent upstream: the user pays the configured share
+            cost = full * self.cache_hit_price_ratio
+            saved = full - cost
         now = _now()
         return UsageRecord(
             request_id=m.request_id, user=m.user, key_id=m.key_id, requested_model=m.requested_model,
@@ -88,7 +94,7 @@ class Meter:
             duration_ms=(now - m.started) * 1000.0,
             ttft_ms=(m.first_token_at - m.started) * 1000.0 if m.first_token_at is not None else None,
             end_user=m.end_user, audio_tokens=m.audio_prompt_tokens, client_request_id=m.client_request_id,
-            provider=m.provider,
+            provider=m.provider, cache_hit=m.cache_hit, cache_savings_usd=saved,
         )
 
     async def finish(self, m: Metering) -> UsageRecord | None:

@@ -51,6 +51,7 @@ class Metering:
     prompt_estimate: int = 0  # billing.estimate of the whole prompt (text, media, tools); 0 = unknown
     output_chars: int = 0
     finished: bool = False  # set by the meter; guarantees one record per request
+    cache_hit: bool = False  # served from the response cache: no upstream call (aiproxy/cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +81,5 @@ class UsageRecord:
     audio_tokens: int = 0  # part of prompt_tokens billed at the audio rate; kept for repricing
     client_request_id: str | None = None  # the client's X-Request-ID (not unique, never a key)
     provider: str = "gemini"  # who served upstream_model; rows spooled before migration 5 were Gemini's
+    cache_hit: bool = False  # migration 7: a response-cache hit; cost_usd is then what the hit was charged
+    cache_savings_usd: Decimal = Decimal(0)  # migration 7: a hit's full cost minus its charge

@@ -18,6 +18,7 @@ from aiproxy.billing.ledger import GROUPS, TOTAL_FIELDS
 from aiproxy.billing.pricing import format_usd
 
 COST = "cost_usd"
+SAVINGS = "cache_savings_usd"  # response-cache hits: what they did not cost (aiproxy/cache)
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,13 @@ def totals(rows: list[dict]) -> dict[str, Any]:
     """Grand totals over report rows (the rows of a grouping add up to it)."""
     out: dict[str, Any] = {name: sum(int(r[name]) for r in rows) for name in TOTAL_FIELDS}
     out[COST] = sum((Decimal(r[COST]) for r in rows), Decimal(0))
+    out["cache_hits"] = sum(int(r.get("cache_hits", 0)) for r in rows)
+    out[SAVINGS] = sum((Decimal(r.get(SAVINGS, 0)) for r in rows), Decimal(0))
     return out
 
 
 def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: format_usd(v) if k == COST else v for k, v in row.items()}
+    return {k: format_usd(v) if k in (COST, SAVINGS) else v for k, v in row.items()}
 
 
 def report_json(rows: list[dict], query: ReportQuery) -> dict[str, Any]:

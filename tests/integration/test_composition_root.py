@@ -63,10 +63,11 @@ def test_the_meter_records_the_row_then_runs_its_hooks_in_order(app: web.Applica
 def test_response_callbacks_and_lifecycles_are_listed_once(app: web.Application) -> None:
     assert [name(f) for f in app.on_response_prepare] == [
         "add_request_id_header", "_CorsConfigImpl._on_response_prepare", "add_security_headers",
-        "Access.add_rate_limit_headers", "add_upstream_model_header",
+        "Access.add_rate_limit_headers", "add_upstream_model_header", "ResponseCache.add_header",
     ]
     assert [name(c) for c in app.cleanup_ctx] == [
-        "Providers.sessions", "Billing.lifecycle", "RemoteImageFetcher.lifecycle", "Access.lifecycle", "redis_ping",
+        "Providers.sessions", "Billing.lifecycle", "RemoteImageFetcher.lifecycle", "Access.lifecycle",
+        "ResponseCache.lifecycle", "redis_ping",
     ]
     routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
     assert {("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"), ("GET", "/v1/models/{model_id}"),

@@ -60,7 +60,8 @@ async def test_each_request_is_one_exact_row_and_reported(upstream, ledger_url) 
                                 headers={"Authorization": f"Bearer {ADMIN}"}) as resp:  # fmt: skip
                 total = (await resp.json())["total"]
         assert total == {"requests": 3, "prompt_tokens": 30, "completion_tokens": 15, "reasoning_tokens": 0,
-                         "cached_tokens": 0, "total_tokens": 45, "cost_usd": str(ONE_REQUEST * 3)}  # fmt: skip
+                         "cached_tokens": 0, "total_tokens": 45, "cost_usd": str(ONE_REQUEST * 3),
+                         "cache_hits": 0, "cache_savings_usd": "0"}  # fmt: skip
         rows = await proxy.app[LEDGER_KEY].rows()
         assert [r["client_request_id"] for r in rows] == ["req-app-0", "req-app-1", "req-app-2"]
         assert [bool(r["streamed"]) for r in rows] == [False, True, True]

@@ -151,6 +151,8 @@ async def test_report_totals_and_user_filter(month) -> None:
         "cached_tokens": 1000,
         "total_tokens": 9150,
         "cost_usd": Decimal("0.00305"),
+        "cache_hits": 0,
+        "cache_savings_usd": Decimal(0),
     }
 
 
@@ -238,10 +240,10 @@ async def test_outbox_of_an_older_ledger_gains_lease_tokens(ledger_url, monkeypa
         original = module.migrations
         monkeypatch.setattr(module, "migrations", lambda d, original=original: [m for m in original(d) if m[0] <= 3])
         # that code's row had no provider column (migration 5)
-        monkeypatch.setattr(module, "INSERT_USAGE", _insert(module.DIALECT, "usage",
-                                                            USAGE_COLUMNS.removesuffix(", provider"), "request_id"))
+        before_5 = USAGE_COLUMNS.removesuffix(", provider, cache_hit, cache_savings_usd")
+        monkeypatch.setattr(module, "INSERT_USAGE", _insert(module.DIALECT, "usage", before_5, "request_id"))
         values = module.usage_values
-        monkeypatch.setattr(module, "usage_values", lambda d, r, values=values: values(d, r)[:-1])
+        monkeypatch.setattr(module, "usage_values", lambda d, r, values=values: values(d, r)[:-3])
     old = open_ledger(ledger_url, outbox=True)
     await old.open()
     await old.record(make_record(request_id="req-old", cost_usd=Decimal("0.1")))

@@ -61,7 +61,7 @@ async def test_json_totals_for_alice_in_november(client) -> None:
     body = await resp.json()
     assert body["total"] == {
         "requests": 3, "prompt_tokens": 6100, "completion_tokens": 3050, "reasoning_tokens": 0,
-        "cached_tokens": 0, "total_tokens": 9150, "cost_usd": "0.00305",
+        "cached_tokens": 0, "total_tokens": 9150, "cost_usd": "0.00305", "cache_hits": 0, "cache_savings_usd": "0",
     }  # fmt: skip
     assert body["filters"]["since"] == "2026-11-01T00:00:00+00:00"
 
