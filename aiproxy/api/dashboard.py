@@ -218,7 +218,8 @@ def _json(body: dict[str, Any]) -> web.Response:
 
 
 async def _summary(request: web.Request, src: DashboardSource, flt: UsageFilter, head: dict[str, Any]) -> web.Response:
-    return _json({"object": "dashboard.summary", **head, "totals": figures.money(await figures.totals(src, flt)),
+    totals = await figures.totals(src, flt, request.app[SETTINGS_KEY].response_cache)
+    return _json({"object": "dashboard.summary", **head, "totals": figures.money(totals),
                   "latency": await figures.latency(src, flt)})
 
 
@@ -251,7 +252,7 @@ async def _export(request: web.Request, src: DashboardSource, flt: UsageFilter, 
         rows = await figures.latest(src, flt)
         text = figures.csv_text(LATEST_COLUMNS, ([r[c] for c in LATEST_COLUMNS] for r in rows))
     elif section == "figures":
-        total = await figures.totals(src, flt)
+        total = await figures.totals(src, flt, request.app[SETTINGS_KEY].response_cache)
         bucket, series = await figures.timeseries(src, flt)
         lines = figures.aggregate_csv_rows("total", [{"key": "", **total}], "key")
         lines += figures.aggregate_csv_rows(bucket, series, "bucket")

@@ -82,6 +82,13 @@ def aggregate_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
              "total_tokens": int(r[4]), "cost_usd": Decimal(str(r[5])), "errors": int(r[6])} for r in rows]
 
 
+def savings_query(d: Dialect, f: UsageFilter) -> tuple[str, list[Any]]:
+    """The exact sum of what response-cache hits saved (migration 7's column) over the range."""
+    p = _Params(d)
+    savings = d.cost_sum.replace("cost_usd", "cache_savings_usd")  # the dialect's exact sum, of that column
+    return f"SELECT COALESCE({savings}, '0') FROM usage" + _where(p, f), p.values
+
+
 def latency_query(d: Dialect, f: UsageFilter, cap: int) -> tuple[str, list[Any]]:
     """(ttft_ms, duration_ms) of the newest `cap` requests of the range."""
     p = _Params(d)

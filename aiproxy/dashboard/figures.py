@@ -24,6 +24,7 @@ from aiproxy.billing.dashboard_queries import (
     aggregate_rows,
     latency_query,
     latest_query,
+    savings_query,
 )
 from aiproxy.billing.ledger_sql import Dialect
 from aiproxy.billing.pricing import format_usd
@@ -59,13 +60,15 @@ async def _aggregate(src: DashboardSource, f: UsageFilter, group: str | None) ->
     return aggregate_rows(await src.select(sql, params))
 
 
-async def totals(src: DashboardSource, f: UsageFilter) -> dict[str, Any]:
-    """Requests, tokens in/out, exact cost, errors and error rate over the range. The response
-    cache does not exist yet: its savings are 0 and `cache` says "off"."""
+async def totals(src: DashboardSource, f: UsageFilter, cache: str = "off") -> dict[str, Any]:
+    """Requests, tokens in/out, exact cost, errors and error rate over the range, and what
+    response-cache hits saved (`cache`: the RESPONSE_CACHE mode, "off" shows as such)."""
     (row,) = await _aggregate(src, f, None)
     row.pop("key")
-    row["cache_savings_usd"] = Decimal(0)
-    row["cache"] = "off"
+    sql, params = savings_query(src.dialect, f)
+    ((saved,),) = await src.select(sql, params)
+    row["cache_savings_usd"] = Decimal(str(saved))
+    row["cache"] = cache
     return _with_rate(row)
 
 

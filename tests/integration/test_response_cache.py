@@ -178,6 +178,11 @@ async def test_a_hit_is_one_flagged_row_charged_the_ratio(proxy_factory: Any, ht
     assert total["requests"] == 2 and total["cache_hits"] == 1
     assert Decimal(total["cache_savings_usd"]) == full - charged
     assert Decimal(total["cost_usd"]) == full + charged
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with http.get(proxy.make_url("/dashboard/api/summary"), headers=admin) as resp:
+        assert resp.status == 200
+        shown = (await resp.json())["totals"]
+    assert (shown["cache_savings_usd"], shown["cache"]) == (total["cache_savings_usd"], "memory")
     async with http.get(proxy.make_url("/metrics")) as resp:
         metrics = await resp.text()
     assert 'aiproxy_response_cache_lookups_total{result="hit"}' in metrics
