@@ -217,3 +217,32 @@ class SessionLifecycle:
     @property
     def is_open(self) -> bool:
         return self.client.is_open
+
+
+class TranslatedChatStream:
+    """The `ChatStream` parts shared by providers that feed an upstream event stream through a
+    stateful translator (Gemini, Anthropic): closing chunks and output size come from the
+    translator, close/release go to the upstream stream. Subclasses add `__aiter__` (their
+    end-of-answer rule) and `usage()` (their usage reading)."""
+
+    __slots__ = ("_upstream", "_translator", "model")
+
+    def __init__(self, upstream: Any, translator: Any) -> None:
+        self._upstream = upstream
+        self._translator = translator
+        self.model: str = upstream.model
+
+    def finish(self) -> list[dict[str, Any]]:
+        chunks: list[dict[str, Any]] = self._translator.finish()
+        return chunks
+
+    @property
+    def output_chars(self) -> int:
+        chars: int = self._translator.output_chars
+        return chars
+
+    def close(self) -> None:
+        self._upstream.close()
+
+    def release(self) -> None:
+        self._upstream.release()

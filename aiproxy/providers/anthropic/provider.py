@@ -20,6 +20,7 @@ from aiproxy.providers.anthropic.request import DEFAULT_MAX_TOKENS, build_anthro
 from aiproxy.providers.anthropic.response import AnthropicTranslator
 from aiproxy.providers.base import ChatOptions, Chunk, UpstreamStreamError, UsageCounts
 from aiproxy.providers.lifecycle import ClientLifecycle
+from aiproxy.providers.upstream import TranslatedChatStream
 
 if TYPE_CHECKING:
     from aiproxy.config import Settings
@@ -28,15 +29,10 @@ log = logging.getLogger("aiproxy.providers.anthropic")
 MODELS_CACHE_SECONDS = 600.0
 
 
-class AnthropicChatStream:
+class AnthropicChatStream(TranslatedChatStream):
     """One Anthropic generation as OpenAI chunk lists (see base.ChatStream)."""
 
-    __slots__ = ("_upstream", "_translator", "model")
-
-    def __init__(self, upstream: AnthropicStream, translator: AnthropicTranslator) -> None:
-        self._upstream = upstream
-        self._translator = translator
-        self.model = upstream.model
+    __slots__ = ()
 
     async def __aiter__(self) -> AsyncIterator[list[Chunk]]:
         feed = self._translator.feed
@@ -47,21 +43,8 @@ class AnthropicChatStream:
         if not self._translator.ended:
             raise UpstreamStreamError("Anthropic's stream ended before the answer was complete.")
 
-    def finish(self) -> list[Chunk]:
-        return self._translator.finish()
-
-    @property
-    def output_chars(self) -> int:
-        return self._translator.output_chars
-
     def usage(self) -> UsageCounts | None:
         return self._translator.usage()
-
-    def close(self) -> None:
-        self._upstream.close()
-
-    def release(self) -> None:
-        self._upstream.release()
 
 
 class AnthropicChatCall:

@@ -17,12 +17,13 @@ from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.openai.types import ChatRequest
 from aiproxy.providers.base import ChatOptions, Chunk, UpstreamStreamError, UsageCounts
-from aiproxy.providers.gemini.client import GeminiClient, GeminiStream
+from aiproxy.providers.gemini.client import GeminiClient
 from aiproxy.providers.gemini.embeddings import count_prompt_tokens, embed_slices
 from aiproxy.providers.gemini.request import build_gemini_request
 from aiproxy.providers.gemini.response import StreamTranslator
 from aiproxy.providers.gemini.usage import read_usage
 from aiproxy.providers.lifecycle import ClientLifecycle
+from aiproxy.providers.upstream import TranslatedChatStream
 
 if TYPE_CHECKING:
     from aiproxy.config import Settings
@@ -33,19 +34,14 @@ MODELS_CACHE_SECONDS = 600.0
 MODEL_PAGES = 10  # at most this many pages of 1000 models
 
 
-class GeminiChatStream:
+class GeminiChatStream(TranslatedChatStream):
     """One Gemini generation as OpenAI chunk lists (see base.ChatStream).
 
     Per upstream chunk: one translator.feed and the end-of-answer checks, inside the one async
     generator that also reads the SSE (GeminiStream): the handler adds only its write.
     """
 
-    __slots__ = ("_upstream", "_translator", "model")
-
-    def __init__(self, upstream: GeminiStream, translator: StreamTranslator) -> None:
-        self._upstream = upstream
-        self._translator = translator
-        self.model = upstream.model
+    __slots__ = ()
 
     async def __aiter__(self) -> AsyncIterator[list[Chunk]]:
         translator = self._translator
@@ -63,22 +59,9 @@ class GeminiChatStream:
         if not ended:
             raise UpstreamStreamError("Gemini's stream ended before the answer was complete.")
 
-    def finish(self) -> list[Chunk]:
-        return self._translator.finish()
-
-    @property
-    def output_chars(self) -> int:
-        return self._translator.output_chars
-
     def usage(self) -> UsageCounts | None:
         meta = self._translator.usage_metadata
         return read_usage(meta) if meta else None
-
-    def close(self) -> None:
-        self._upstream.close()
-
-    def release(self) -> None:
-        self._upstream.release()
 
 
 class GeminiChatCall:
