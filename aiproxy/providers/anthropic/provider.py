@@ -18,7 +18,7 @@ from aiproxy.openai.types import ChatRequest
 from aiproxy.providers.anthropic.client import AnthropicClient, AnthropicStream
 from aiproxy.providers.anthropic.request import DEFAULT_MAX_TOKENS, build_anthropic_request, json_tool_name
 from aiproxy.providers.anthropic.response import AnthropicTranslator
-from aiproxy.providers.base import ChatOptions, Chunk, UpstreamStreamError, UsageCounts
+from aiproxy.providers.base import ChatOptions, UsageCounts
 from aiproxy.providers.lifecycle import ClientLifecycle
 from aiproxy.providers.upstream import TranslatedChatStream
 
@@ -33,15 +33,7 @@ class AnthropicChatStream(TranslatedChatStream):
     """One Anthropic generation as OpenAI chunk lists (see base.ChatStream)."""
 
     __slots__ = ()
-
-    async def __aiter__(self) -> AsyncIterator[list[Chunk]]:
-        feed = self._translator.feed
-        async for event in self._upstream:
-            out = feed(event)
-            if out:
-                yield out
-        if not self._translator.ended:
-            raise UpstreamStreamError("Anthropic's stream ended before the answer was complete.")
+    cut_off_message = "Anthropic's stream ended before the answer was complete."
 
     def usage(self) -> UsageCounts | None:
         return self._translator.usage()

@@ -20,7 +20,7 @@ from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
 from aiproxy.providers.retry import Fallbacks, RetryPolicy, model_chain, upstream_retry_after
-from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, sse_events
+from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, sse_batches, sse_events
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
 
@@ -179,6 +179,10 @@ class GeminiStream:
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return sse_events(self._resp, self.parse_event, self.upstream_name)
+
+    def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The chunks of each network read together (see upstream.sse_batches)."""
+        return sse_batches(self._resp, self.parse_event, self.upstream_name)
 
     @staticmethod
     def parse_event(line: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.openai.types import ChatRequest
-from aiproxy.providers.base import ChatOptions, Chunk, UpstreamStreamError, UsageCounts
+from aiproxy.providers.base import ChatOptions, UsageCounts
 from aiproxy.providers.gemini.client import GeminiClient
 from aiproxy.providers.gemini.embeddings import count_prompt_tokens, embed_slices
 from aiproxy.providers.gemini.request import build_gemini_request
@@ -35,29 +35,10 @@ MODEL_PAGES = 10  # at most this many pages of 1000 models
 
 
 class GeminiChatStream(TranslatedChatStream):
-    """One Gemini generation as OpenAI chunk lists (see base.ChatStream).
-
-    Per upstream chunk: one translator.feed and the end-of-answer checks, inside the one async
-    generator that also reads the SSE (GeminiStream): the handler adds only its write.
-    """
+    """One Gemini generation as OpenAI chunk lists (see base.ChatStream and TranslatedChatStream)."""
 
     __slots__ = ()
-
-    async def __aiter__(self) -> AsyncIterator[list[Chunk]]:
-        translator = self._translator
-        feed = translator.feed  # bound once: no method lookup per chunk
-        ended = False
-        async for chunk in self._upstream:
-            out = feed(chunk)
-            if out:
-                yield out
-            for cand in chunk.get("candidates") or ():
-                if cand.get("finishReason"):
-                    ended = True
-            if translator.block_reason:
-                ended = True
-        if not ended:
-            raise UpstreamStreamError("Gemini's stream ended before the answer was complete.")
+    cut_off_message = "Gemini's stream ended before the answer was complete."
 
     def usage(self) -> UsageCounts | None:
         meta = self._translator.usage_metadata

@@ -87,6 +87,11 @@ class StreamTranslator:
             choice.update(extra)
         return {**self._base, "choices": [choice]}
 
+    @property
+    def ended(self) -> bool:
+        """A candidate has finished, or the prompt was blocked: anything less is a cut-off answer."""
+        return self.block_reason is not None or any(st.native_finish for st in self._choices.values())
+
     def feed(self, chunk: dict[str, Any]) -> list[Chunk]:
         usage = chunk.get("usageMetadata")
         if usage:

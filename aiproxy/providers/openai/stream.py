@@ -20,7 +20,7 @@ import aiohttp
 from aiproxy import jsonutil
 from aiproxy.providers.base import Chunk, UpstreamStreamError, UsageCounts
 from aiproxy.providers.openai.usage import read_openai_usage
-from aiproxy.providers.upstream import sse_events
+from aiproxy.providers.upstream import sse_batches
 
 DONE: dict[str, Any] = {}  # the sentinel `data: [DONE]` parses to
 
@@ -59,14 +59,29 @@ class OpenAIChatStream:
         return chunk
 
     async def __aiter__(self) -> AsyncIterator[list[Chunk]]:
+        async for batch in sse_batches(self._resp, self._parse, self._upstream):  # one write per read
+            out, error = self._take(batch)
+            if out:
+                yield out
+            if error is not None:
+                raise error
+            if self._done:
+                break
+        if not self._done and not (self._closing and self._usage is not None):
+            raise UpstreamStreamError(f"{self._upstream}'s stream ended before the answer was complete.")
+
+    def _take(self, batch: list[Chunk]) -> tuple[list[Chunk], UpstreamStreamError | None]:
+        """The chunks of one read to pass on now (usage and closing chunks are kept for finish()),
+        and the error that ends the stream after them, if a chunk was bad."""
         client_model, include_usage = self._client_model, self._include_usage
-        async for chunk in sse_events(self._resp, self._parse, self._upstream):
+        out: list[Chunk] = []
+        for chunk in batch:
             if chunk is DONE:
                 self._done = True
                 break
             choices = chunk.get("choices")
             if not isinstance(choices, list):
-                raise UpstreamStreamError(f"{self._upstream} sent a chunk without choices.")
+                return out, UpstreamStreamError(f"{self._upstream} sent a chunk without choices.")
             chunk["model"] = client_model
             usage = chunk.pop("usage", None) if not include_usage else chunk.get("usage")
             if isinstance(usage, dict):
@@ -87,9 +102,8 @@ class OpenAIChatStream:
             if any(choice.get("finish_reason") for choice in choices):
                 self._closing.append(chunk)
             else:
-                yield [chunk]
-        if not self._done and not (self._closing and self._usage is not None):
-            raise UpstreamStreamError(f"{self._upstream}'s stream ended before the answer was complete.")
+                out.append(chunk)
+        return out, None
 
     def finish(self) -> list[Chunk]:
         closing, usage = self._closing, self._usage
