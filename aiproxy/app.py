@@ -57,8 +57,7 @@ from aiproxy.http.middleware import (
     CLIENT_ID_HEADER,
     SERVER_ID_HEADER,
     add_request_id_header,
-    error_middleware,
-    request_id_middleware,
+    request_boundary_middleware,
 )
 from aiproxy.media.fetch import RemoteImageFetcher, build_media_fetcher
 from aiproxy.observability import redact
@@ -146,15 +145,18 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
         p.media.fetch_remote_media,  # media size (413), remote images inlined: only once admitted
     ])
 
+    # The TRUSTED_PROXIES guard is not installed without trusted proxies, where it has nothing to
+    # do: every layer costs every request a coroutine. (The ops split stays: the server may bind
+    # an ops port the settings did not name, e.g. serve(..., ops_port=0).)
+    forwarded_guard = [forwarded_client_middleware(forwarded)] if settings.trusted_networks else []
     app = web.Application(
         middlewares=[  # outermost first
             ops_split_middleware(ports),  # OPS_PORT: only ops paths there, and no /metrics on the client port
-            forwarded_client_middleware(forwarded),  # TRUSTED_PROXIES: in-flight cap per X-Forwarded-For client
+            *forwarded_guard,  # TRUSTED_PROXIES: in-flight cap per X-Forwarded-For client
             metrics_middleware(access_log(settings), p.labels),  # sees every final status; JSON access log
-            request_id_middleware,  # the server's request id (keys the ledger row and the charge)
-            error_middleware,  # any exception becomes OpenAI error JSON
-            p.reservations.middleware(),  # ends holds the meter did not settle, so it wraps the meter
-            metering_middleware(meter),  # bills a request that reached the upstream, however it ends
+            request_boundary_middleware,  # the server's request id, then any exception as OpenAI error JSON
+            metering_middleware(meter, p.reservations),  # bills a request that reached the upstream, however
+            # it ends; then ends the admission holds the meter did not settle
             access.middleware,  # the client key (401/403); frees its stream slot afterwards
             hardening_middleware(settings),  # body size and JSON shape, parsed once
         ],

@@ -53,7 +53,8 @@ class Access:
         try:
             return await handler(request)
         finally:
-            await asyncio.shield(self.throttle.close_stream(request))
+            if self.throttle.holds_stream(request):  # no task for the requests that took no slot
+                await asyncio.shield(self.throttle.close_stream(request))
 
     # -- admission steps -----------------------------------------------------------------------
     async def identify(self, request: web.Request, metering: Metering, max_out: int | None) -> None:

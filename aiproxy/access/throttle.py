@@ -152,6 +152,11 @@ class Throttle:
         headers = {"Retry-After": str(wait), **ratelimit_headers(state)}
         return ProxyError(429, message, code="rate_limit_exceeded", headers=headers)
 
+    @staticmethod
+    def holds_stream(request: web.Request) -> bool:
+        """Whether this request took a concurrent-stream slot (only keys with a stream limit do)."""
+        return request.get(LEASE_SLOT) is not None
+
     async def close_stream(self, request: web.Request) -> None:
         """After the response: free the request's concurrent-stream slot."""
         lease = request.get(LEASE_SLOT)

@@ -23,6 +23,7 @@ from aiproxy.billing.pricing import PriceTable, format_usd
 from aiproxy.billing.record import Metering, UsageRecord
 
 if TYPE_CHECKING:
+    from aiproxy.billing.reservations import Reservations
     from aiproxy.providers.base import UsageCounts
 
 log = logging.getLogger("aiproxy.billing")
@@ -124,14 +125,23 @@ def _now() -> float:
     return time.monotonic()
 
 
-def metering_middleware(meter: Meter) -> Any:
+def metering_middleware(meter: Meter, reservations: Reservations | None = None) -> Any:
+    """Bills a request that reached the upstream, however it ends (a handler that finished it
+    already is not billed twice); then ends the admission holds the meter did not settle. One
+    layer, in that order: a client that hangs up cannot get its holds back before its usage is
+    counted (billing/reservations.py)."""
+
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             return await handler(request)
         finally:
-            m: Metering | None = request.get(METERING_KEY)
-            if m is not None and not m.finished:
-                await meter.finish(m)
+            try:
+                m: Metering | None = request.get(METERING_KEY)
+                if m is not None and not m.finished:
+                    await meter.finish(m)
+            finally:
+                if reservations is not None and reservations.holds(request):
+                    await asyncio.shield(reservations.end_unmetered(request))
 
     return middleware

@@ -10,17 +10,16 @@ before the upstream is called, so concurrent requests see each other. Each reser
 - the upstream was reached but the meter did not record (it failed) → `keep()`: the reservation
   counts in full, never less than the request may have used.
 
-The last two run in `middleware`, which must wrap the meter's middleware: it looks at the request
-only after the meter has (or has not) recorded it, so a client that hangs up can no longer get
-its reservation back before its usage is counted.
+The last two run in `end_unmetered`, which the metering middleware (billing/meter.py) calls only
+after the meter has (or has not) recorded the request, so a client that hangs up can no longer
+get its reservation back before its usage is counted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
@@ -66,6 +65,11 @@ class Reservations:
         if holds:
             await _end_all(holds, lambda hold: hold.settle(rec))
 
+    @staticmethod
+    def holds(request: web.Request) -> bool:
+        """Whether admission filed any hold under this request (most requests: none to end)."""
+        return request.get(HOLDS_SLOT) is not None
+
     async def end_unmetered(self, request: web.Request) -> None:
         """End the holds the meter did not settle: released, or kept when the upstream was reached."""
         holds = request.get(HOLDS_SLOT)
@@ -75,18 +79,6 @@ class Reservations:
         del self._open[rid]
         reached_upstream = request.get(METERING_KEY) is not None
         await _end_all(holds, lambda hold: hold.keep() if reached_upstream else hold.release())
-
-    def middleware(self) -> Any:
-        @web.middleware
-        async def end_reservations(request: web.Request, handler: Any) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            finally:
-                await asyncio.shield(self.end_unmetered(request))
-
-        return end_reservations
-
-
 
 async def _end_all(holds: list[Hold], end: Callable[[Hold], Awaitable[None]]) -> None:
     for hold in holds:

@@ -138,8 +138,11 @@ def hardening_middleware(settings: Settings) -> Any:
                 if (request.content_length or 0) > limit:
                     return _closing(too_large(limit))
                 try:
-                    async with asyncio.timeout(timeout):
+                    if request.content.is_eof():  # the whole body arrived with the head: no wait to bound
                         raw = await request.read()
+                    else:
+                        async with asyncio.timeout(timeout):
+                            raw = await request.read()
                 except web.HTTPRequestEntityTooLarge:
                     return _closing(too_large(limit))
                 except TimeoutError:

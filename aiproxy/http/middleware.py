@@ -36,15 +36,6 @@ def client_request_id_for(request: web.Request) -> str | None:
     return None
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    request[REQUEST_ID_KEY] = new_request_id()
-    client_id = client_request_id_for(request)
-    if client_id is not None:
-        request[CLIENT_REQUEST_ID_KEY] = client_id
-    return await handler(request)
-
-
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare (also reaches streamed responses, whose headers go out early): the
     server id always; X-Request-ID echoes the client's id, or carries the server id when the
@@ -63,7 +54,13 @@ _HTTP_ERRORS = {
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def request_boundary_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The server's request id (it keys the ledger row and the charge), then the error boundary:
+    any exception becomes OpenAI error JSON. One layer for both, as every request needs both."""
+    request[REQUEST_ID_KEY] = new_request_id()
+    client_id = client_request_id_for(request)
+    if client_id is not None:
+        request[CLIENT_REQUEST_ID_KEY] = client_id
     try:
         return await handler(request)
     except ProxyError as exc:

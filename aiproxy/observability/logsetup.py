@@ -61,6 +61,11 @@ class MalformedRequestFilter(logging.Filter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    # Neither format shows the caller's file and line, thread or process, so records skip
+    # gathering them (the logging HOWTO's "Optimization" settings): the billing line is made for
+    # every request, and the caller lookup walks the stack each time.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         from aiproxy.observability.jsonlog import JsonFormatter, RequestContextFilter

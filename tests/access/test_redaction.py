@@ -70,3 +70,33 @@ async def test_no_secret_in_any_log_line_or_response(proxy_factory: Any, http: a
     for secret in (key, key[:-1], key[4:20], EMULATOR_KEY, "admin-token-secret-9876"):
         assert secret not in logged
         assert all(secret not in text for text in seen)
+
+
+_SECRETS = ["gemini-secret-123456", "admin-token-abcdef"]
+
+
+def _two_passes(text: str) -> str:
+    """The redaction as it was before the substring pre-checks: both regex passes, always."""
+    import re
+
+    from aiproxy.observability.redact import KEY_SHAPES, MASK
+
+    ordered = sorted(_SECRETS, key=len, reverse=True)
+    text = re.compile("|".join(re.escape(v) for v in ordered)).sub(MASK, text)
+    return KEY_SHAPES.sub(MASK, text)
+
+
+@pytest.mark.parametrize("text", [
+    "💰 BILLING | User: u | Model: gemini-2.5-flash | Tokens: 1 input + 2 output = 3 total | Cost: $0.1 USD",
+    "key gemini-secret-123456 in a message", "Authorization: BEARER abcdefghijklmnop",
+    "GET /v1beta/models?KEY=AIzaSyA-0123456789abcdefghij&x=1", "x-goog-api-key: AIzaSomething",
+    "postgresql://bob:hunter2@db/x", "aip_0123456789abcdef and admin-token-abcdef",
+    "\u212aey=hidden?&\u212aey=also", "plain text without anything", "AIza0123456789012345678901",
+    "bearer\tabcdefgh12345678", "ünïcödé bearer xyzxyzxyzxyz",
+])
+def test_the_pre_checks_give_exactly_what_both_passes_give(text: str) -> None:
+    from aiproxy.observability.redact import Redactor
+
+    redactor = Redactor()
+    redactor.add(_SECRETS)
+    assert redactor(text) == _two_passes(text)

@@ -31,17 +31,26 @@ def app() -> web.Application:
     return create_app(make_settings("http://127.0.0.1:9", redis_url="redis://127.0.0.1:6379/0"))
 
 
+CORE_MIDDLEWARES = [
+    "metrics_middleware",  # outermost of the core: sees every final status, writes the JSON access log
+    "request_boundary_middleware",  # the server's request id, then the error boundary
+    "metering_middleware",  # bills, then ends the holds the meter did not settle
+    "Access.middleware",
+    "hardening_middleware",
+]
+
+
 def test_middlewares_run_in_the_order_create_app_lists(app: web.Application) -> None:
+    # No TRUSTED_PROXIES: the forwarded-client guard would do nothing, so it is not installed.
+    assert [name(m) for m in app.middlewares] == ["ops_split_middleware", *CORE_MIDDLEWARES]
+
+
+def test_the_listener_guards_come_first_when_configured() -> None:
+    app = create_app(make_settings("http://127.0.0.1:9", trusted_proxies="10.0.0.0/8"))
     assert [name(m) for m in app.middlewares] == [
         "ops_split_middleware",  # a refusal by the listener guards costs nothing further
         "forwarded_client_middleware",
-        "metrics_middleware",  # outermost: sees every final status, writes the JSON access log
-        "request_id_middleware",
-        "error_middleware",
-        "Reservations.middleware",  # must wrap the meter: ends only the holds it did not settle
-        "metering_middleware",
-        "Access.middleware",
-        "hardening_middleware",
+        *CORE_MIDDLEWARES,
     ]
 
 
