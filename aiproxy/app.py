@@ -50,6 +50,7 @@ from aiproxy.billing.meter import Meter, metering_middleware
 from aiproxy.billing.pricing import PriceTable, load_price_table
 from aiproxy.billing.reservations import Reservations
 from aiproxy.billing.wiring import Billing, build_billing
+from aiproxy.cache.hit import count_saving
 from aiproxy.cache.policy import build_response_cache
 from aiproxy.config import Settings
 from aiproxy.http.hardening import add_security_headers, hardening_middleware
@@ -131,7 +132,8 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
                   hooks=[p.reservations.settle,  # admission's holds become the real usage
                          billing.nudge_outbox,  # credits: the row's charge is sent now
                          access.count_unbudgeted_spend,  # a user's budgets count their unbudgeted keys too
-                         functools.partial(observe_record, label=p.labels)],  # tokens, cost, time to first token
+                         functools.partial(observe_record, label=p.labels),  # tokens, cost, time to first token
+                         count_saving],  # a response-cache hit's saving, for /metrics
                   cache_hit_price_ratio=settings.cache_hit_price_ratio)  # what a response-cache hit is charged
 
     # What a chat or embeddings request passes before the upstream is called; a step refuses by

@@ -32,8 +32,8 @@ from aiproxy.appkeys import (
 from aiproxy.billing.estimate import estimate_prompt_tokens
 from aiproxy.billing.meter import apply_usage
 from aiproxy.billing.record import CLIENT_DISCONNECTED, CONTENT_FILTER, INTERNAL_ERROR, UPSTREAM_ERROR, Metering
-from aiproxy.cache.hit import serve_hit
 from aiproxy.cache.key import answer_shape
+from aiproxy.cache.replay import ReplayStream
 from aiproxy.errors import ProxyError
 from aiproxy.http.hardening import JSON_BODY
 from aiproxy.openai import sse
@@ -41,6 +41,7 @@ from aiproxy.openai.fold import ChunkFolder
 from aiproxy.openai.sse import DONE, SSE_HEADERS
 from aiproxy.openai.types import ChatRequest, parse_chat_request
 from aiproxy.providers.base import ChatOptions, ChatStream, Chunk, UpstreamStreamError
+from aiproxy.providers.router import RoutedCall
 
 log = logging.getLogger("aiproxy.api")
 
@@ -109,16 +110,39 @@ async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, c
     # Identity, limits, budgets, credits, then remote images inlined (the order: app.py).
     await app[ADMISSION_KEY].admit(request, metering, req.output_limit)
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
-    if endpoint == "chat":  # the response cache: identity known, limits counted (aiproxy/cache)
-        plan = await app[RESPONSE_CACHE_KEY].lookup(request, answer_shape(req), provider.name, upstream_model,
-                                                    metering.user)
-        if plan is not None and plan.hit is not None:
-            return await serve_hit(request, metering, plan.hit, completion_id=completion_id, model=req.model,
-                                   stream=req.stream, include_usage=req.include_usage)
-    call = providers.open_chat(req, ChatOptions(
-        completion_id=completion_id, include_usage=req.include_usage,
-        think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
-    ), candidates, route_alias, strategy)  # a request the provider cannot take is a 400 here, before metering
+    # The response cache (aiproxy/cache), after admission: identity known, limits counted. A hit
+    # is a stream of the stored answer, written by `respond` exactly as a miss would be.
+    plan = await app[RESPONSE_CACHE_KEY].lookup(request, answer_shape(req), provider.name, upstream_model,
+                                                metering.user)
+    if plan is not None and plan.hit is not None:
+        metering.cache_hit = True
+        request[METERING_KEY] = metering  # billed (at CACHE_HIT_PRICE_RATIO) however the replay ends
+        stream: ChatStream = ReplayStream(plan.hit, completion_id=completion_id, client_model=req.model,
+                                          upstream_model=upstream_model, include_usage=req.include_usage)
+    else:
+        call = providers.open_chat(req, ChatOptions(
+            completion_id=completion_id, include_usage=req.include_usage,
+            think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
+        ), candidates, route_alias, strategy)  # a request the provider cannot take is a 400 here, before metering
+        stream = await _open_upstream(request, call, metering)
+    try:
+        return await respond(request, stream, metering)
+    except asyncio.CancelledError:
+        metering.status = CLIENT_DISCONNECTED
+        stream.close()
+        settle(metering, stream, complete=False)
+        raise
+    except Exception:
+        if not metering.finished:  # a proxy fault: the error middleware answers 500, the meter bills
+            stream.close()
+            settle_failure(metering, stream)
+        raise
+    finally:
+        stream.release()
+
+
+async def _open_upstream(request: web.Request, call: RoutedCall, metering: Metering) -> ChatStream:
+    """Send the translated request (retries and fallbacks included); metered from here on."""
     metering.provider, metering.upstream_model = call.first.provider.name, call.first.model  # a strategy's pick
 
     # From here the upstream may have the prompt: the meter records this request however it
@@ -135,20 +159,7 @@ async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, c
         raise
     # What served: a fallback (on this or another provider) when the first had no capacity.
     metering.provider, metering.upstream_model = call.provider, stream.model
-    try:
-        return await respond(request, stream, metering)
-    except asyncio.CancelledError:
-        metering.status = CLIENT_DISCONNECTED
-        stream.close()
-        settle(metering, stream, complete=False)
-        raise
-    except Exception:
-        if not metering.finished:  # a proxy fault: the error middleware answers 500, the meter bills
-            stream.close()
-            settle_failure(metering, stream)
-        raise
-    finally:
-        stream.release()
+    return stream
 
 
 def settle(m: Metering, stream: ChatStream, complete: bool) -> None:

@@ -27,9 +27,10 @@ from aiproxy.api.chat import (
     settle,
     settle_failure,
 )
-from aiproxy.appkeys import LEDGER_KEY, METER_KEY, SETTINGS_KEY, STATE_KEY
+from aiproxy.appkeys import LEDGER_KEY, METER_KEY, RESPONSE_CACHE_KEY, SETTINGS_KEY, STATE_KEY
 from aiproxy.billing.record import CONTENT_FILTER, INTERNAL_ERROR, OK, Metering
 from aiproxy.errors import ProxyError
+from aiproxy.openai.fold import ChunkFolder
 from aiproxy.openai.sse import SSE_HEADERS
 from aiproxy.providers.base import ChatStream, UpstreamStreamError
 from aiproxy.responses.output import Event, ResponseBuilder, new_id
@@ -77,7 +78,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     response_id = new_id("resp")
 
     async def respond(request: web.Request, stream: ChatStream, m: Metering) -> web.StreamResponse:
-        builder = ResponseBuilder(req, response_id, req.model)
+        # A miss the response cache will keep also folds the chat answer (a hit is replayed into this same builder).
+        answer = ChunkFolder() if request.app[RESPONSE_CACHE_KEY].wants_chunks(request) else None
+        builder = ResponseBuilder(req, response_id, req.model, answer)
         if req.stream:
             return await _stream(request, stream, m, builder, items)
         return await _buffered(request, stream, m, builder, items)
@@ -99,6 +102,8 @@ async def _finish(request: web.Request, req: ResponsesRequest, stream: ChatStrea
     settle(m, stream, complete=True)
     events = builder.finish(m)
     await request.app[METER_KEY].finish(m)
+    if builder.answer is not None:
+        await request.app[RESPONSE_CACHE_KEY].remember(request, m, builder.answer.result())
     if req.store:
         try:
             await _store(request).save(StoredResponse(

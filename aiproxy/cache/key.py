@@ -2,6 +2,15 @@
 
 Built from the parsed request (so spelling differences in the JSON do not matter), as canonical
 JSON with sorted keys, hashed with sha256: the key never holds prompt text.
+
+A Responses API request is keyed on the chat request it translates to (aiproxy/responses/
+request.py), which is everything the upstream sees: `instructions` as the system message, the
+whole conversation with `previous_response_id` history and `item_reference`s already resolved
+from the response store, tools, `tool_choice`, `text.format`, `reasoning.effort`, sampling and
+`max_output_tokens`. So a continued conversation hits only when its resolved history is the same,
+whatever response id it was continued from, and never after the stored history changed (deleted
+or expired is a 400 before the lookup). What only shapes the Responses presentation (`store`,
+`metadata`, `include`, `reasoning.summary`) is applied when the answer is replayed, as for a miss.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from typing import Any
 import orjson
 
 # Fields that change how the answer is delivered or labelled, not what it says.
-NOT_SHAPING = frozenset({"model", "stream", "stream_options", "user", "metadata", "store"})
+NOT_SHAPING = frozenset({"model", "stream", "stream_options", "user", "user_id", "metadata", "store"})
 
 
 def answer_shape(req: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiproxy import jsonutil
 from aiproxy.billing.record import Metering
+from aiproxy.openai.fold import ChunkFolder
 from aiproxy.providers.base import Chunk
 from aiproxy.responses.request import ResponsesRequest
 
@@ -46,10 +47,14 @@ def usage_body(m: Metering) -> dict[str, Any]:
 
 
 class ResponseBuilder:
-    """Folds one generation's chat chunks into a Responses object, emitting stream events."""
+    """Folds one generation's chat chunks into a Responses object, emitting stream events.
 
-    def __init__(self, req: ResponsesRequest, response_id: str, model: str) -> None:
+    `answer`, when given, also folds the chunks into the chat answer they make: what the response
+    cache keeps, so a hit replays through this same builder (aiproxy/cache/replay.py)."""
+
+    def __init__(self, req: ResponsesRequest, response_id: str, model: str, answer: ChunkFolder | None = None) -> None:
         self.req = req
+        self.answer = answer
         self.output: list[dict[str, Any]] = []
         self._seq = 0
         self._open: dict[str, Any] | None = None  # the item still growing
@@ -184,6 +189,8 @@ class ResponseBuilder:
     # ---- chunks -----------------------------------------------------------------------------
 
     def add(self, chunk: Chunk) -> list[Event]:
+        if self.answer is not None:
+            self.answer.add(chunk)
         events: list[Event] = []
         for choice in chunk["choices"]:
             if choice["index"] != 0:

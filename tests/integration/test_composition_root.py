@@ -66,6 +66,7 @@ def test_the_meter_records_the_row_then_runs_its_hooks_in_order(app: web.Applica
     assert [name(s) for s in meter.sinks] == ["LedgerGuard"]
     assert [name(h) for h in meter.hooks] == [
         "Reservations.settle", "Billing.nudge_outbox", "Access.count_unbudgeted_spend", "observe_record",
+        "count_saving",
     ]
 
 

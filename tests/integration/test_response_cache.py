@@ -7,8 +7,12 @@ charged CACHE_HIT_PRICE_RATIO of the cost).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import secrets
+import socket
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -19,8 +23,10 @@ from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
 from aiproxy.appkeys import LEDGER_KEY
+from aiproxy.cache import store as cache_store
 from aiproxy.emulator import directive_text
 from tests.conftest import recorded_requests
+from tests.ledger.faults import Relay
 
 REDIS = "redis://127.0.0.1:6379/0"
 ROUTE = "/v1/chat/completions"
@@ -96,7 +102,8 @@ async def test_no_cache_stores_and_no_store_bypasses(proxy_factory: Any, emulato
     assert await generate_calls(http, emulator) == 4
 
 
-@pytest.mark.parametrize("directive", [{"finish": "SAFETY"}, {"fail_after": 2, "fail_mode": "error_event"}])
+@pytest.mark.parametrize("directive", [{"finish": "SAFETY"}, {"finish": "MAX_TOKENS"},
+                                       {"fail_after": 2, "fail_mode": "error_event"}])
 async def test_filtered_and_cut_off_answers_are_not_stored(proxy_factory: Any, emulator: TestServer,
                                                            http: aiohttp.ClientSession,
                                                            directive: dict[str, Any]) -> None:
@@ -116,6 +123,7 @@ async def test_user_scope_and_global_scope(proxy_factory: Any, http: aiohttp.Cli
     shared = await proxy_factory(response_cache="memory", response_cache_scope="global")
     assert (await post(http, shared, body(user="alice")))[1] == "MISS"
     assert (await post(http, shared, body(user="bob")))[1] == "HIT"
+    assert (await post(http, shared, body(user_id="carol")))[1] == "HIT"  # the billing identity shapes nothing
 
 
 async def test_openai_sdk_reads_the_sse_replay(proxy_factory: Any, emulator: TestServer) -> None:
@@ -212,3 +220,93 @@ async def test_embeddings_repeat_is_a_hit_with_the_same_vectors(proxy_factory: A
     rows = await proxy.app[LEDGER_KEY].rows()
     assert [bool(r["cache_hit"]) for r in rows] == [False, True, False, False]
     assert rows[1]["prompt_tokens"] == rows[0]["prompt_tokens"] and Decimal(str(rows[1]["cost_usd"])) == 0
+
+
+# ---- Redis down: the cache fails open ------------------------------------------------------------
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SilentServer:
+    """Accepts connections and never answers: a Redis that hangs."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "aiproxy.cache" and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("down", ["refused", "silent"])
+async def test_redis_down_serves_from_upstream_billed_once(proxy_factory: Any, emulator: TestServer,
+                                                           http: aiohttp.ClientSession, tmp_path: Any,
+                                                           caplog: pytest.LogCaptureFixture, billing_lines: Any,
+                                                           down: str) -> None:
+    silent = SilentServer()
+    port = await silent.start() if down == "silent" else closed_port()
+    proxy = await proxy_factory(response_cache="redis", redis_url=f"redis://:hunter2-pw@127.0.0.1:{port}/0",
+                                usage_db_url=f"sqlite:///{tmp_path}/usage.db")
+    try:
+        for stream in (False, True):
+            started = time.monotonic()
+            status, x_cache, answer = await post(http, proxy, body("while redis is down", stream=stream))
+            assert (status, x_cache) == (200, "MISS")  # answered by the upstream, not an error, not a hang
+            assert time.monotonic() - started < 3 * cache_store.TIMEOUT + 2
+            assert answer.endswith(b"data: [DONE]\n\n") if stream else jsonutil.loads(answer)["choices"]
+    finally:
+        await silent.close()
+    assert await generate_calls(http, emulator) == 2
+    rows = await proxy.app[LEDGER_KEY].rows()
+    assert [(r["status"], bool(r["cache_hit"])) for r in rows] == [("ok", False), ("ok", False)]
+    assert Decimal(str(rows[0]["cost_usd"])) > 0 and len(billing_lines()) == 2  # each request billed once
+    [warning] = cache_warnings(caplog)  # once per outage, without the URL's password
+    assert "Redis unavailable" in warning and "hunter2" not in warning and str(port) not in warning
+    if down == "silent":
+        assert silent.connections == 1  # while down, later requests do not wait on Redis again
+
+
+@pytest.mark.redis
+async def test_redis_cut_mid_test_then_back(proxy_factory: Any, emulator: TestServer, http: aiohttp.ClientSession,
+                                            redis_prefix: str, caplog: pytest.LogCaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_store, "RETRY_AFTER", 0.3)
+    caplog.set_level(logging.INFO, logger="aiproxy.cache")
+    relay = Relay(6379)
+    await relay.start()
+    proxy = await proxy_factory(response_cache="redis", redis_url=f"redis://127.0.0.1:{relay.port}/0",
+                                redis_key_prefix=redis_prefix)
+    try:
+        assert (await post(http, proxy, body("cut")))[1] == "MISS"
+        assert (await post(http, proxy, body("cut")))[1] == "HIT"
+        relay.cut()
+        status, x_cache, answer = await post(http, proxy, body("cut"))
+        assert (status, x_cache) == (200, "MISS") and jsonutil.loads(answer)["choices"]
+        assert await generate_calls(http, emulator) == 2  # served from the upstream while Redis is gone
+        relay.restore()
+        await asyncio.sleep(0.4)
+        assert (await post(http, proxy, body("cut")))[1] == "HIT"  # back once Redis answers again
+    finally:
+        await relay.close()
+    rows = await proxy.app[LEDGER_KEY].rows()
+    assert [bool(r["cache_hit"]) for r in rows] == [False, True, False, True]
+    assert len(cache_warnings(caplog)) == 1
+    assert any("answers again" in r.getMessage() for r in caplog.records if r.name == "aiproxy.cache")
