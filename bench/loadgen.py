@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from bench.procinfo import cpu_seconds
+from bench.serving import use_uvloop
 from bench.stats import summarize
 
 HEAD_END = b"\r\n\r\n"
@@ -250,17 +251,9 @@ def build_request(spec: dict[str, Any]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def _use_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    _use_uvloop()
+    use_uvloop()
     if spec.get("mode") == "hold":
         asyncio.run(hold_streams(spec))
         return

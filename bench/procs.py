@@ -1,13 +1,15 @@
-"""The processes under test: emulator, proxy, optional peer gateway, static ceiling server.
+"""The processes under test: emulator, bare pass-through, proxies, optional peer, static ceiling server.
 
 Each is a subprocess this benchmark starts and ends itself, by PID (a shell-started peer by
-its own process group), on a free loopback port.
+its own process group), on a free loopback port. Each proxy gets its own temporary data
+directory (ledger, spool), deleted when it stops, so runs neither share nor grow ./data.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +42,7 @@ class Proc:
     log_path: Path | None = None
     group: bool = False  # started in its own session (shell command): signal the group
     pids: list[int] = field(default_factory=list)
+    data_dir: Path | None = None  # its own ledger and spool, deleted by stop()
 
     @property
     def url(self) -> str:
@@ -51,6 +54,13 @@ class Proc:
         return self.pids
 
     def stop(self) -> None:
+        try:
+            self._end()
+        finally:
+            if self.data_dir is not None:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _end(self) -> None:
         if self.popen.poll() is not None:
             return
         try:
@@ -86,35 +96,62 @@ def _log_file(name: str) -> Path:
     return Path(path)
 
 
-def start_emulator(words: int, chunks: int) -> Proc:
-    args = ["--port", "0", "--words", str(words), "--chunks", str(chunks), "--record-requests", "0", "--quiet"]
-    popen = subprocess.Popen([PY, "-c", _UVLOOP_MAIN.format(mod="aiproxy.emulator"), *args], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def _start_announcing(name: str, argv: list[str]) -> Proc:
+    """A server that binds port 0 and prints one `... listening on http://host:port` line."""
+    popen = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert popen.stdout is not None
     line = popen.stdout.readline().decode()
     if "listening on" not in line:
         popen.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return Proc("emulator", popen, int(line.rsplit(":", 1)[1]))
+        popen.wait()
+        raise RuntimeError(f"{name} did not start: {line!r}")
+    return Proc(name, popen, int(line.rsplit(":", 1)[1]))
+
+
+def start_emulator(words: int, chunks: int) -> Proc:
+    args = ["--port", "0", "--words", str(words), "--chunks", str(chunks), "--record-requests", "0", "--quiet"]
+    return _start_announcing("emulator", [PY, "-c", _UVLOOP_MAIN.format(mod="aiproxy.emulator"), *args])
 
 
 def start_static() -> Proc:
-    popen = subprocess.Popen([PY, "-m", "bench.static_server"], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL)
-    assert popen.stdout is not None
-    line = popen.stdout.readline().decode()
-    return Proc("static", popen, int(line.rsplit(":", 1)[1]))
+    return _start_announcing("static", [PY, "-m", "bench.static_server"])
 
 
-def start_proxy(name: str, upstream: str, extra_env: dict[str, str]) -> Proc:
+def start_bare(upstream: str, api_key: str = UPSTREAM_KEY) -> Proc:
+    """The bare aiohttp pass-through (bench/bare.py): the reference every figure is also compared to."""
+    return _start_announcing("bare", [PY, "-m", "bench.bare", "--upstream", upstream, "--api-key", api_key])
+
+
+def new_data_dir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"aiproxy-bench-{name}-"))
+
+
+def shipped_env(data_dir: Path) -> dict[str, str]:
+    """The shipped defaults (on-disk SQLite ledger, billing line at INFO), inside `data_dir`."""
+    return {"USAGE_DB_URL": f"sqlite:///{data_dir}/usage.db", "SPOOL_DIR": str(data_dir / "spool"),
+            "LOG_LEVEL": "INFO"}
+
+
+def create_client_key(db_url: str, user: str, limits: dict[str, str]) -> str:
+    """A client key made by `python -m aiproxy keys create` in `db_url`; the key itself is returned."""
+    args = [f"--{flag}={value}" for flag, value in limits.items()]
+    out = subprocess.run([PY, "-m", "aiproxy", "keys", "--db", db_url, "create", "--user", user, *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise RuntimeError(f"could not create a client key: {out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def start_proxy(name: str, upstream: str, extra_env: dict[str, str], data_dir: Path) -> Proc:
+    """`python -m aiproxy` with the shipped defaults in `data_dir`, then `extra_env` over them."""
     port = free_port()
     env = {**os.environ, "GEMINI_BASE_URL": upstream, "GEMINI_API_KEY": UPSTREAM_KEY, "HOST": "127.0.0.1",
-           "PORT": str(port), "LOG_LEVEL": "INFO", **extra_env}
+           "PORT": str(port), **shipped_env(data_dir), **extra_env}
     log = _log_file(name)
     with log.open("wb") as out:
         popen = subprocess.Popen([PY, "-m", "aiproxy", "--port", str(port)], cwd=ROOT, env=env,
                                  stdout=out, stderr=subprocess.STDOUT)
-    proc = Proc(name, popen, port, log)
+    proc = Proc(name, popen, port, log, data_dir=data_dir)
     _wait_ready(proc, "/health")
     return proc
 

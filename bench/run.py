@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -19,12 +20,19 @@ from bench.procs import (
     ROOT,
     UPSTREAM_KEY,
     Proc,
+    create_client_key,
+    new_data_dir,
     raise_fd_limit,
+    shipped_env,
+    start_bare,
     start_emulator,
     start_peer,
     start_proxy,
     start_static,
 )
+
+# The features-on target's key: every limit kind set, none reachable in a run, all checked.
+FEATURES_KEY_LIMITS = {"rpm": "100000000", "tpm": "2000000000", "daily-budget": "1000000"}
 
 
 def parse_env_pairs(text: str) -> dict[str, str]:
@@ -77,6 +85,8 @@ class Bench:
         self.warmup = 0.3 if self.quick else 1.0
         self.duration = 1.0 if self.quick else 4.0
         self.procs: dict[str, Proc] = {}
+        self.keys: dict[str, str | None] = {}  # the Bearer each target gets (default: opts client_key)
+        self.described: dict[str, str] = {"direct": "the Gemini emulator itself: the floor"}
         self.emulator: Proc | None = None
         self.log: Any = opts.get("log", lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -84,19 +94,45 @@ class Bench:
     def start(self) -> None:
         raise_fd_limit()
         self.emulator = start_emulator(C.WORDS, C.CHUNKS)
-        self.procs["proxy"] = start_proxy("proxy", self.emulator.url, self.opts["proxy_env"])
+        self.procs["bare"] = start_bare(self.emulator.url)
+        self.keys["bare"] = None
+        self.described["bare"] = ("bench/bare.py: aiohttp pass-through, translation only (no validation, auth, "
+                                  "limits, ledger or logging): the limit for a Python aiohttp proxy here")
+        self._proxy("proxy", {}, "shipped defaults: SQLite ledger on disk, billing line at INFO, metrics, "
+                                 "no client keys")
         if self.opts.get("workers", 1) > 1:  # WORKERS=N processes on one port (issue 4)
-            name = f"proxy-w{self.opts['workers']}"
-            self.procs[name] = start_proxy(name, self.emulator.url,
-                                           {**self.opts["proxy_env"], "WORKERS": str(self.opts["workers"])})
-        if self.opts["features_env"]:
-            self.procs["proxy+features"] = start_proxy(
-                "proxy-features", self.emulator.url, {**self.opts["proxy_env"], **self.opts["features_env"]})
+            n = self.opts["workers"]
+            self._proxy(f"proxy-w{n}", {"WORKERS": str(n)}, f"as proxy, WORKERS={n} (one port, {n} processes)")
+        if self.opts.get("memledger", True):
+            self._proxy("proxy+memledger", {"USAGE_DB_URL": "memory://"},
+                        "features off: as proxy but the ledger in memory (USAGE_DB_URL=memory://), no client keys")
+        if self.opts.get("features", True):
+            self._proxy("proxy+features", self.opts["features_env"],
+                        "features on: as proxy plus a client key with rpm, tpm and daily-budget limits "
+                        "checked on every request", key_limits=FEATURES_KEY_LIMITS)
         if self.opts.get("cache_env"):  # the load generator repeats one request: after the first, all hits
-            self.procs["proxy+cache"] = start_proxy(
-                "proxy-cache", self.emulator.url, {**self.opts["proxy_env"], **self.opts["cache_env"]})
+            self._proxy("proxy+cache", self.opts["cache_env"],
+                        "as proxy plus " + " ".join(sorted(self.opts["cache_env"])) + ": every answer a cache hit")
         if self.opts["peer_cmd"]:
             self.procs["peer"] = start_peer(self.opts["peer_cmd"], self.emulator.url, self.opts["proxy_env"])
+            self.described["peer"] = "BENCH_PEER_CMD"
+
+    def _proxy(self, name: str, extra_env: dict[str, str], described: str,
+               key_limits: dict[str, str] | None = None) -> None:
+        """A proxy in its own data directory; with `key_limits`, behind a client key made first."""
+        assert self.emulator is not None
+        slug = name.replace("+", "-")
+        data_dir = new_data_dir(slug)
+        env = {**self.opts["proxy_env"], **extra_env}
+        try:
+            if key_limits is not None:
+                db_url = {**shipped_env(data_dir), **env}["USAGE_DB_URL"]
+                self.keys[name] = create_client_key(db_url, "bench", key_limits)
+        except BaseException:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            raise
+        self.procs[name] = start_proxy(slug, self.emulator.url, env, data_dir)
+        self.described[name] = described
 
     def stop(self) -> None:
         for proc in [*self.procs.values(), *([self.emulator] if self.emulator else [])]:
@@ -107,7 +143,7 @@ class Bench:
             req = C.direct_request(cell, UPSTREAM_KEY)
         else:
             model = self.opts["peer_model"] if target == "peer" else C.MODEL
-            req = C.gateway_request(cell, self.opts["client_key"], model)
+            req = C.gateway_request(cell, self.keys.get(target, self.opts["client_key"]), model)
         return {"host": "127.0.0.1", "port": port, **req, **extra}
 
     # --- measurements --------------------------------------------------------------------------
@@ -176,8 +212,8 @@ class Bench:
         started = datetime.now(UTC)
         self.log("measuring the load generator's own ceiling ...")
         ceiling = self.loadgen_ceiling()
-        self.start()
         try:
+            self.start()
             memory: dict[str, dict[str, Any]] = {}
             for name, proc in self.procs.items():
                 memory[name] = {"start_mb": rss_mb(proc.tree())}
@@ -200,7 +236,7 @@ class Bench:
                      "quick": self.quick, "warmup_s": self.warmup, "duration_s": self.duration,
                      "reply_words": C.WORDS, "chunks": C.CHUNKS, "model": C.MODEL,
                      "loadgen_ceiling": ceiling, "proxy_env": sorted(self.opts["proxy_env"]),
-                     "features_env": sorted(self.opts["features_env"]),
+                     "features_env": sorted(self.opts["features_env"]), "targets": self.described,
                      "peer_cmd": self.opts["peer_cmd"] or None},
             "runs": runs,
             "memory": memory,
@@ -211,6 +247,7 @@ def _sane(target: str, cell: C.Cell, body: str) -> bool:
     """The first response looked like a full answer (so a fast error page is not a result)."""
     if target == "direct":
         return '"candidates"' in body
-    if cell.streamed:
-        return "data: [DONE]" in body and body.count('"content"') >= C.CHUNKS
+    if cell.streamed:  # a cache hit replays the whole answer in one content delta
+        deltas = 1 if target.endswith("+cache") else C.CHUNKS
+        return "data: [DONE]" in body and body.count('"content"') >= deltas
     return '"chat.completion"' in body and '"content"' in body

@@ -6,10 +6,9 @@ figure it reports; `python -m bench` measures and prints it.
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
 from aiohttp import web
+
+from bench.serving import serve_forever
 
 BODY = b'{"ok": true, "pad": "' + b"x" * 1000 + b'"}'
 
@@ -19,30 +18,10 @@ async def answer(request: web.Request) -> web.Response:
     return web.Response(body=BODY, content_type="application/json")
 
 
-async def serve() -> None:
+def main() -> None:
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started above, so not None
-    sys.stdout.write(f"static listening on http://127.0.0.1:{port}\n")
-    sys.stdout.flush()
-    await asyncio.Event().wait()
-
-
-def main() -> None:
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    serve_forever("static", app)
 
 
 if __name__ == "__main__":
