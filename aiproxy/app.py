@@ -133,7 +133,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
                          billing.nudge_outbox,  # credits: the row's charge is sent now
                          access.count_unbudgeted_spend,  # a user's budgets count their unbudgeted keys too
                          functools.partial(observe_record, label=p.labels),  # tokens, cost, time to first token
-                         count_saving],  # a response-cache hit's saving, for /metrics
+                         *([count_saving] if cache.enabled else [])],  # a cache hit's saving, for /metrics
                   cache_hit_price_ratio=settings.cache_hit_price_ratio)  # what a response-cache hit is charged
 
     # What a chat or embeddings request passes before the upstream is called; a step refuses by
@@ -188,7 +188,7 @@ def create_app(settings: Settings, parts: Parts | None = None) -> web.Applicatio
     app.on_response_prepare.append(add_request_id_header)
     cors = _cors(app, settings)  # aiohttp-cors appends its own callback (Access-Control-*) here
     app.on_response_prepare.extend([add_security_headers, access.add_rate_limit_headers, add_upstream_model_header,
-                                     cache.add_header])  # X-Cache: HIT | MISS | BYPASS
+                                     *([cache.add_header] if cache.enabled else [])])  # X-Cache: HIT | MISS | BYPASS
 
     # The OpenAI-compatible API, open to CORS_ALLOWED_ORIGINS.
     for method, path, handler in [

@@ -112,8 +112,10 @@ async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, c
     metering.prompt_estimate = estimate_prompt_tokens(req)  # fetched images counted for real
     # The response cache (aiproxy/cache), after admission: identity known, limits counted. A hit
     # is a stream of the stored answer, written by `respond` exactly as a miss would be.
-    plan = await app[RESPONSE_CACHE_KEY].lookup(request, answer_shape(req), provider.name, upstream_model,
-                                                metering.user)
+    # Off (the default), it costs this request one attribute test: no key is built.
+    cache = app[RESPONSE_CACHE_KEY]
+    plan = (await cache.lookup(request, answer_shape(req), provider.name, upstream_model, metering.user)
+            if cache.enabled else None)
     if plan is not None and plan.hit is not None:
         metering.cache_hit = True
         request[METERING_KEY] = metering  # billed (at CACHE_HIT_PRICE_RATIO) however the replay ends

@@ -28,7 +28,16 @@ def name(fn: Any) -> str:
 
 @pytest.fixture
 def app() -> web.Application:
-    return create_app(make_settings("http://127.0.0.1:9", redis_url="redis://127.0.0.1:6379/0"))
+    return create_app(make_settings("http://127.0.0.1:9", redis_url="redis://127.0.0.1:6379/0",
+                                    response_cache="memory"))
+
+
+def test_the_cache_off_adds_nothing_to_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RESPONSE_CACHE=off (the default): no header callback, no meter hook; and serve_chat builds
+    no key (answer_shape is never called, checked in tests/integration/test_response_cache.py)."""
+    off = create_app(make_settings("http://127.0.0.1:9"))
+    assert "ResponseCache.add_header" not in [name(f) for f in off.on_response_prepare]
+    assert "count_saving" not in [name(h) for h in off[METER_KEY].hooks]
 
 
 CORE_MIDDLEWARES = [

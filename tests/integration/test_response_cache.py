@@ -61,12 +61,16 @@ async def redis_prefix() -> AsyncIterator[str]:
 
 
 async def test_cache_off_sends_no_header_and_always_calls_upstream(proxy_factory: Any, emulator: TestServer,
-                                                                   http: aiohttp.ClientSession) -> None:
+                                                                   http: aiohttp.ClientSession,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    keys_built: list[object] = []
+    monkeypatch.setattr("aiproxy.api.chat.answer_shape", lambda req: keys_built.append(req) or {})
     proxy = await proxy_factory()
     for _ in range(2):
         status, x_cache, _ = await post(http, proxy, body())
         assert (status, x_cache) == (200, None)
     assert await generate_calls(http, emulator) == 2
+    assert keys_built == []  # off costs a request no cache key
 
 
 @pytest.mark.parametrize("stream", [False, True])
