@@ -78,6 +78,23 @@ def versions() -> dict[str, str]:
     return out
 
 
+def cache_off_us(n: int = 200_000) -> float:
+    """What RESPONSE_CACHE=off (the default) adds to one chat request, timed in this process: the
+    `enabled` tests serve_chat and its writer make (aiproxy/api/chat.py); nothing else runs."""
+    import timeit
+
+    from aiproxy.cache.policy import build_response_cache
+    from aiproxy.config import load_settings
+
+    cache = build_response_cache(load_settings({}, require_key=False))
+    assert not cache.enabled
+
+    def one_request() -> bool:
+        return cache.enabled or cache.enabled
+
+    return timeit.timeit(one_request, number=n) / n * 1e6
+
+
 class Bench:
     def __init__(self, opts: dict[str, Any]) -> None:
         self.opts = opts
@@ -240,6 +257,7 @@ class Bench:
                      "peer_cmd": self.opts["peer_cmd"] or None},
             "runs": runs,
             "memory": memory,
+            "cache_off_us": cache_off_us(),
         }
 
 

@@ -204,7 +204,7 @@ async def _stream(request: web.Request, stream: ChatStream, m: Metering) -> web.
     resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
     encode = sse.encode
     cache = request.app[RESPONSE_CACHE_KEY]
-    folder = ChunkFolder() if cache.wants_chunks(request) else None  # the answer, to store once complete
+    folder = ChunkFolder() if cache.enabled and cache.wants_chunks(request) else None  # to store once complete
     try:
         await resp.prepare(request)
         async for out in stream:  # per chunk: the provider's translation, then this one write
@@ -284,5 +284,7 @@ async def _buffered(request: web.Request, stream: ChatStream, m: Metering) -> we
     settle(m, stream, complete=True)
     await request.app[METER_KEY].finish(m)
     body = folder.result()
-    await request.app[RESPONSE_CACHE_KEY].remember(request, m, body)
+    cache = request.app[RESPONSE_CACHE_KEY]
+    if cache.enabled:
+        await cache.remember(request, m, body)
     return web.Response(body=jsonutil.dumps(body), content_type="application/json")
