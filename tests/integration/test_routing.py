@@ -27,6 +27,7 @@ from tests.integration.opshelp import chat, metric, upstream_paths
 from tests.integration.test_provider_seam_handlers import ScriptedProvider, ScriptedStream
 
 PRO = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
+PRO_BUFFERED = "/v1beta/models/gemini-2.5-pro:generateContent"  # a buffered request asks for one body
 
 
 class FakeProvider(ScriptedProvider):
@@ -98,7 +99,7 @@ async def test_gemini_overloaded_falls_through_to_another_provider(proxy_factory
         answer = await chat(http, str(proxy.make_url("")), stream=stream, error=503, error_times=1, key=f"x-{stream}")
         assert answer.status == 200 and answer.headers["X-Upstream-Model"] == "claude-sonnet-4-5"
     assert answer.body.startswith(b"{") and b"Hello, world" in answer.body
-    assert await upstream_paths(http, emulator) == [PRO, PRO]
+    assert await upstream_paths(http, emulator) == [PRO, PRO_BUFFERED]
     assert anthropic.opened == ["claude-sonnet-4-5"] * 2
     assert [(r.provider, r.upstream_model, r.requested_model) for r in records] == [
         ("anthropic", "claude-sonnet-4-5", "gpt-4")] * 2
