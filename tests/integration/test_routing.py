@@ -205,6 +205,16 @@ async def test_fastest_route_tries_unmeasured_first_then_the_quickest(routed: An
     assert answer.headers["X-Upstream-Model"] == "gpt-4.1-mini"  # now the quicker one
 
 
+async def test_fastest_route_measures_streamed_requests_only(routed: Any, http: aiohttp.ClientSession) -> None:
+    """A buffered Gemini request opens only once its whole answer is ready (generateContent), so
+    buffered opens would make a provider look slow: only streams measure the first byte."""
+    proxy, _, _, providers = routed
+    assert (await chat(http, str(proxy.make_url("")), model="quick", stream=False)).status == 200
+    assert providers.router.latencies.get("openai", "gpt-4.1-mini") is None
+    assert (await chat(http, str(proxy.make_url("")), model="quick")).status == 200
+    assert providers.router.latencies.get("openai", "gpt-4.1-mini") is not None
+
+
 async def test_circuit_opens_sends_nothing_then_closes_after_a_trial(proxy_factory: Any,
                                                                      http: aiohttp.ClientSession) -> None:
     proxy = await proxy_factory(upstream_retries=0)
