@@ -91,6 +91,13 @@ async def recorded_requests(http: aiohttp.ClientSession, emulator: TestServer) -
         return await resp.json()
 
 
+async def generation_requests(http: aiohttp.ClientSession, emulator: TestServer) -> list[dict[str, Any]]:
+    """The recorded Gemini generations: streamGenerateContent for a streamed request,
+    generateContent for a buffered one."""
+    return [r for r in await recorded_requests(http, emulator)
+            if r["path"].endswith((":streamGenerateContent", ":generateContent"))]
+
+
 @pytest.fixture
 async def openai_client(proxy_url: str) -> AsyncIterator[Any]:
     """The official SDK pointed at the proxy; retries off so every status is seen as sent."""

@@ -125,6 +125,7 @@ async def serve_chat(request: web.Request, req: ChatRequest, *, endpoint: str, c
         call = providers.open_chat(req, ChatOptions(
             completion_id=completion_id, include_usage=req.include_usage,
             think_tags=req._think_tags, max_tool_calls=1 if req.parallel_tool_calls is False else None,
+            stream=req.stream,
         ), candidates, route_alias, strategy)  # a request the provider cannot take is a 400 here, before metering
         stream = await _open_upstream(request, call, metering)
     try:

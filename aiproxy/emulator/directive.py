@@ -6,6 +6,8 @@ The last directive across systemInstruction then contents (text parts, in order)
 
 Keys (all optional):
 - ``reply`` exact text; ``words`` / ``chunks`` / ``delay_ms`` / ``chunk_delay_ms`` override config.
+  generateContent answers when the same stream would have sent its last chunk: after
+  ``delay_ms`` plus ``chunk_delay_ms`` per chunk after the first.
 - ``finish``: finishReason of the last chunk. SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT,
   SPII, IMAGE_SAFETY and MALFORMED_FUNCTION_CALL withhold content: the last chunk (or the
   non-streaming candidate) has no ``content``; the safety ones carry ``safetyRatings`` with one
@@ -15,7 +17,9 @@ Keys (all optional):
   ``message`` (override), ``error_times`` + ``key`` (only the first N requests with that key fail).
   Also honoured by embedContent / batchEmbedContents, scanning the texts of that one call.
 - ``fail_after`` N + ``fail_mode`` reset | error_event (``fail_status``, default 500) | truncate |
-  malformed | stall: streaming only; N is clamped so the final chunk is never sent.
+  malformed | stall: N is clamped so the final chunk is never sent. generateContent fails the
+  same ways after its status line (N only switches it on): reset and truncate cut the body
+  halfway, malformed and error_event replace it, stall sends the headers and then nothing.
 - ``function_calls`` [{name, args}] (+ ``text`` before them); ``calls_then_stop``.
 - ``thoughts``: thought text (forces thinking; shown only with includeThoughts).
 - ``no_usage``, ``usage`` (overrides final usageMetadata fields), ``cached_tokens``,

@@ -17,13 +17,13 @@ from aiproxy.emulator.models import MODELS, ModelInfo
 from aiproxy.emulator.render import render_events, render_full
 from aiproxy.emulator.reply import build_plan
 from aiproxy.emulator.request import GenRequest, parse_generate
-from aiproxy.emulator.streaming import StreamStats, write_stream
+from aiproxy.emulator.streaming import JSON_TYPE, StreamStats, write_body, write_stream
 
 CONFIG = web.AppKey("emulator_config", EmulatorConfig)
 STATS = web.AppKey("emulator_stats", StreamStats)
 ERROR_COUNTS = web.AppKey("emulator_error_counts", dict)
 
-_JSON = {"Content-Type": "application/json; charset=UTF-8"}
+_JSON = {"Content-Type": JSON_TYPE}
 _MAX_PAGE = 1000
 _DEFAULT_PAGE = 50
 
@@ -98,16 +98,15 @@ async def _generate(request: web.Request, model_id: str, method: str, sse: bool)
     _scripted_error(request.app, d)
     plan = build_plan(req, model, cfg)
     await _delay(float(d.get("delay_ms", cfg.delay_ms)) / 1000)
+    chunk_delay = float(d.get("chunk_delay_ms", cfg.chunk_delay_ms)) / 1000
     if method == "generateContent":
-        return _json(render_full(plan))
+        # Gemini sends generateContent's status line once the whole answer is generated: as late
+        # as the same request's stream would send its last chunk.
+        if chunk_delay > 0:
+            await _delay(chunk_delay * (len(render_events(plan)) - 1))
+        return await write_body(request, render_full(plan), stats=request.app[STATS], directive=d)
     return await write_stream(
-        request,
-        render_events(plan),
-        sse=sse,
-        stats=request.app[STATS],
-        chunk_delay=float(d.get("chunk_delay_ms", cfg.chunk_delay_ms)) / 1000,
-        directive=d,
-    )
+        request, render_events(plan), sse=sse, stats=request.app[STATS], chunk_delay=chunk_delay, directive=d)
 
 
 async def _count(request: web.Request, model_id: str) -> web.Response:

@@ -1,9 +1,11 @@
-"""Write a stream the way Google does, and misbehave on request (for the proxy's failure tests).
+"""Write a stream (or generateContent's one body) the way Google does, and misbehave on request
+(for the proxy's failure tests).
 
 ``alt=sse``: each chunk is one ``data: {json}\\r\\n\\r\\n`` event. Without it: one JSON array
 streamed as ``[{...}`` then ``,\\r\\n{...}`` per chunk and a closing ``]``. Each chunk is one
 ``write`` call. ``open_streams`` is decremented in ``finally``, so a client that walks away
-mid-stream still brings it back to zero.
+mid-stream still brings it back to zero. generateContent's body fails in the same modes, after
+its status line (`write_body`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aiproxy.emulator.errors import GoogleError
 
 STALL_SECONDS = 300.0
 FAIL_MODES = frozenset({"reset", "error_event", "truncate", "malformed", "stall"})
+JSON_TYPE = "application/json; charset=UTF-8"
 
 
 class StreamStats:
@@ -46,8 +49,8 @@ async def write_stream(
     directive: dict[str, Any],
 ) -> web.StreamResponse:
     resp = web.StreamResponse(status=200)
-    resp.headers["Content-Type"] = "text/event-stream" if sse else "application/json; charset=UTF-8"
-    fail_mode = directive.get("fail_mode") if "fail_after" in directive else None
+    resp.headers["Content-Type"] = "text/event-stream" if sse else JSON_TYPE
+    fail_mode = _fail_mode(directive)
     send = len(events)
     if fail_mode in FAIL_MODES:
         send = max(0, min(int(directive["fail_after"]), len(events) - 1))
@@ -72,21 +75,60 @@ async def write_stream(
         stats.open_streams -= 1
 
 
-async def _fail(
-    request: web.Request, resp: web.StreamResponse, mode: str, d: dict[str, Any], sse: bool, first: bool
-) -> None:
+def _fail_mode(directive: dict[str, Any]) -> str | None:
+    return directive.get("fail_mode") if "fail_after" in directive else None
+
+
+async def write_body(
+    request: web.Request, body: dict[str, Any], *, stats: StreamStats, directive: dict[str, Any]
+) -> web.StreamResponse:
+    """generateContent's answer: one JSON body, or the directive's ``fail_mode`` after the status
+    line (``fail_after`` is only the switch here): reset and truncate cut the body halfway (the
+    connection aborted, or ended cleanly), malformed sends ``{not json``, error_event an error
+    object under status 200, stall the headers and then nothing."""
+    payload = jsonutil.dumps(body)
+    mode = _fail_mode(directive)
+    if mode not in FAIL_MODES:
+        return web.Response(body=payload, headers={"Content-Type": JSON_TYPE})
+    resp = web.StreamResponse(status=200, headers={"Content-Type": JSON_TYPE})
+    stats.open_streams += 1
+    try:
+        await resp.prepare(request)
+        if mode in ("reset", "truncate"):
+            await resp.write(payload[: len(payload) // 2])
+        if mode in ("reset", "stall"):
+            await _cut_or_stall(request, mode)
+            return resp
+        if mode == "error_event":
+            await resp.write(jsonutil.dumps(GoogleError(int(directive.get("fail_status", 500))).body()))
+        elif mode == "malformed":
+            await resp.write(b"{not json")
+        await resp.write_eof()
+        return resp
+    finally:
+        stats.open_streams -= 1
+
+
+async def _cut_or_stall(request: web.Request, mode: str) -> None:
+    """reset: abort the connection; stall: send nothing more until the client leaves."""
     if mode == "reset":
         if request.transport is not None:
             request.transport.abort()
         return
-    if mode == "stall":
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STALL_SECONDS
-        while loop.time() < deadline:
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return
-            await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STALL_SECONDS
+    while loop.time() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _fail(
+    request: web.Request, resp: web.StreamResponse, mode: str, d: dict[str, Any], sse: bool, first: bool
+) -> None:
+    if mode in ("reset", "stall"):
+        await _cut_or_stall(request, mode)
         return
     if mode == "error_event":
         body = jsonutil.dumps(GoogleError(int(d.get("fail_status", 500))).body())

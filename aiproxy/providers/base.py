@@ -50,6 +50,9 @@ class ChatOptions:
     include_usage: bool = False  # a usage-only closing chunk (stream_options.include_usage)
     think_tags: bool = False  # thoughts as `<think>` in content instead of `reasoning_content`
     max_tool_calls: int | None = None  # 1 when the client sent parallel_tool_calls: false
+    # False when the client wants one answer (buffered): a provider may then ask its upstream for
+    # one body instead of a stream (Gemini's generateContent); the chunks it yields are the same.
+    stream: bool = True
 
 
 class UpstreamStreamError(Exception):

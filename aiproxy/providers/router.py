@@ -12,7 +12,9 @@ Strategies (documented in the README's Providers section):
 - `cheapest`: lowest price for this request's estimated prompt tokens and output limit by the
   price table (billing.pricing.worst_case_cost), ties in listed order.
 - `fastest`: lowest recent time to the upstream's first byte (an EWMA per provider and model);
-  candidates not yet measured go first, in listed order, so each gets measured.
+  candidates not yet measured go first, in listed order, so each gets measured. Measured on
+  streamed requests only: a buffered Gemini request opens once the whole answer is ready
+  (generateContent), which says nothing about the first byte.
 """
 
 from __future__ import annotations
@@ -188,7 +190,8 @@ class RoutedCall:
                     router.events.fallback(cand.model, nxt.model, reason)
                 continue
             router.circuits.succeeded(name)
-            router.latencies.observe(name, cand.model, time.monotonic() - started)
+            if self._options.stream:  # a buffered open may include the whole generation
+                router.latencies.observe(name, cand.model, time.monotonic() - started)
             if self._alias is not None:
                 router.circuits.events.chosen(self._alias, self._strategy, cand.label)
             self.provider = name

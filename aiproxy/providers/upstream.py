@@ -1,5 +1,5 @@
 """What every HTTP provider does the same way: one attempt up to the status line, the retry and
-fallback loop around it, and reading an SSE body's `data:` lines.
+fallback loop around it, and reading an SSE body's `data:` lines (or a whole JSON body).
 
 Kept out of the providers' packages so Gemini, OpenAI and any OpenAI-compatible server share
 one implementation of the rules in aiproxy/providers/retry.py: retries and fallbacks happen only
@@ -208,12 +208,26 @@ async def sse_batches(resp: aiohttp.ClientResponse, parse: Callable[[bytes], Any
         rest = b"".join(pending)
         if rest.startswith(b"data:"):
             yield [parse(rest)]
-    except TimeoutError:
-        raise UpstreamStreamError(f"{upstream} stopped sending (idle timeout).", 504, "upstream_timeout") from None
-    except aiohttp.ClientPayloadError:
-        raise UpstreamStreamError(f"{upstream}'s stream ended early.") from None
-    except aiohttp.ClientError:
-        raise UpstreamStreamError(f"The connection to {upstream} broke mid-stream.") from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise broken_stream(exc, upstream) from None
+
+
+async def read_body(resp: aiohttp.ClientResponse, upstream: str) -> bytes:
+    """The whole body of a 200 answer (one JSON, not a stream), read under the idle timeout that
+    `attempt` armed; a failure while reading is reported exactly as a broken stream."""
+    try:
+        return await resp.read()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise broken_stream(exc, upstream) from None
+
+
+def broken_stream(exc: BaseException, upstream: str) -> UpstreamStreamError:
+    """A transport failure after the status line, as the client should see it."""
+    if isinstance(exc, TimeoutError):  # before ClientError: aiohttp's ServerTimeoutError is both
+        return UpstreamStreamError(f"{upstream} stopped sending (idle timeout).", 504, "upstream_timeout")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamStreamError(f"{upstream}'s stream ended early.")
+    return UpstreamStreamError(f"The connection to {upstream} broke mid-stream.")
 
 
 async def sse_events(resp: aiohttp.ClientResponse, parse: Callable[[bytes], Any],

@@ -216,6 +216,15 @@ async def test_usage_directives(emu):
     assert u["totalTokenCount"] == u["promptTokenCount"] + count_tokens(text) + 5  # cached ⊂ prompt
 
 
+async def open_streams_after(emu, within: float = 3.0) -> int:
+    """The emulator's open streams once they have dropped to zero, or after ``within`` seconds."""
+    for _ in range(int(within / 0.05)):
+        if (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    return (await (await emu.get("/_emulator/stats")).json())["open_streams"]
+
+
 async def _chunks_then(emu, mode, sse_mode=True, **extra):
     d = {"chunks": 3, "fail_after": 1, "fail_mode": mode, **extra}
     url = (SSE if sse_mode else ARRAY).format(FLASH)
@@ -257,11 +266,7 @@ async def test_fail_stall_and_disconnect_releases_stream(emu):
         await asyncio.wait_for(r.content.read(1), 0.2)
     assert (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 1
     r.close()  # the client goes away
-    for _ in range(50):
-        if (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 0
+    assert await open_streams_after(emu) == 0
 
 
 async def test_slow_stream_disconnect_releases_stream(emu):
@@ -269,8 +274,56 @@ async def test_slow_stream_disconnect_releases_stream(emu):
                        headers=KEY)
     await r.content.readuntil(b"\r\n\r\n")
     r.close()
-    for _ in range(60):
-        if (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 0
+    assert await open_streams_after(emu) == 0
+
+
+async def test_generate_answers_when_the_same_stream_would_end(emu):
+    """generateContent's status line comes with the whole answer: as late as the stream's last chunk."""
+    d = {"chunks": 4, "chunk_delay_ms": 60, "delay_ms": 30}
+    t0 = time.perf_counter()
+    r, b = await gen(emu, d)
+    assert r.status == 200 and b["candidates"][0]["finishReason"] == "STOP"
+    assert time.perf_counter() - t0 >= 0.03 + 3 * 0.06 - 0.01
+
+
+async def _generate_then(emu, mode, **extra):
+    d = {"chunks": 3, "fail_after": 1, "fail_mode": mode, **extra}
+    return await emu.post(GEN.format(FLASH), json=req("q", directive=d), headers=KEY)
+
+
+@pytest.mark.parametrize("mode", ["truncate", "malformed"])
+async def test_generate_fail_modes_send_a_200_body_that_is_not_json(emu, mode):
+    r = await _generate_then(emu, mode)
+    assert r.status == 200 and r.headers["Content-Type"] == "application/json; charset=UTF-8"
+    raw = await r.text()
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(raw)
+    if mode == "truncate":  # the first half of the real answer
+        full = await (await emu.post(GEN.format(FLASH), json=req("q", directive={"chunks": 3}), headers=KEY)).text()
+        assert raw.startswith('{"candidates":[{"content":') and 0 < len(raw) < len(full)
+    else:
+        assert raw == "{not json"
+
+
+async def test_generate_fail_error_event_is_an_error_body_under_200(emu):
+    r = await _generate_then(emu, "error_event", fail_status=503)
+    assert r.status == 200
+    assert await r.json() == {"error": {"code": 503, "message": "The model is overloaded. Please try again later.",
+                                        "status": "UNAVAILABLE"}}
+
+
+async def test_generate_fail_reset_breaks_the_body(emu):
+    r = await _generate_then(emu, "reset")
+    assert r.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await r.read()
+
+
+async def test_generate_fail_stall_sends_headers_then_nothing_until_the_client_leaves(emu):
+    r = await _generate_then(emu, "stall")
+    assert r.status == 200
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(r.content.read(1), 0.2)
+    assert (await (await emu.get("/_emulator/stats")).json())["open_streams"] == 1
+    r.close()  # the client goes away
+    assert await open_streams_after(emu) == 0

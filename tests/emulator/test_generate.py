@@ -155,3 +155,62 @@ async def test_thinking_level_on_gemini3(emu):
     assert b["candidates"][0]["content"]["parts"][0]["thought"] is True
     # Gemini 3 signs text answers too: the last text part carries the signature.
     assert "thoughtSignature" in b["candidates"][0]["content"]["parts"][-1]
+
+
+def accumulated(events: list[dict]) -> dict:
+    """What a client accumulates from a response's chunks (one chunk for generateContent): per
+    candidate its thought text, answer text, calls and finishing fields; the last usage; the
+    envelope's keys. Ids and signatures are random per response, so only their presence counts."""
+    cands: dict[int, dict] = {}
+    for event in events:
+        for cand in event.get("candidates", ()):
+            acc = cands.setdefault(cand["index"], {"thought": "", "text": "", "calls": [], "signed": 0})
+            for part in (cand.get("content") or {}).get("parts", ()):
+                acc["signed"] += "thoughtSignature" in part
+                if "functionCall" in part:
+                    call = dict(part["functionCall"])
+                    acc["calls"].append((call.pop("id", None) is not None, call))
+                else:
+                    acc["thought" if part.get("thought") else "text"] += part["text"]
+            acc.update({k: v for k, v in cand.items() if k not in ("content", "index")})
+    last = events[-1]
+    return {"keys": list(last), "candidates": cands, "usageMetadata": last.get("usageMetadata"),
+            "promptFeedback": last.get("promptFeedback"), "modelVersion": last["modelVersion"],
+            "one_response_id": len({e["responseId"] for e in events}) == 1}
+
+
+SHOW = {"thinkingConfig": {"includeThoughts": True}}
+CALLS = [{"name": "a", "args": {"x": 1}}, {"name": "b", "args": {}}]
+
+
+@pytest.mark.parametrize(("model", "directive", "config"), [
+    pytest.param("gemini-2.5-flash", {"words": 20, "chunks": 4}, {}, id="text"),
+    pytest.param("gemini-2.5-flash", {"thoughts": "hmm, let me see", "chunks": 3}, SHOW, id="thoughts"),
+    pytest.param("gemini-3-pro-preview", {"chunks": 3}, SHOW, id="gemini3-signed-text"),
+    pytest.param("gemini-3-pro-preview", {"function_calls": CALLS, "text": "Checking."}, SHOW, id="gemini3-calls"),
+    pytest.param("gemini-2.5-flash", {"function_calls": CALLS, "calls_then_stop": True}, {}, id="calls-then-stop"),
+    pytest.param("gemini-2.5-flash", {"words": 30, "chunks": 3}, {"maxOutputTokens": 4}, id="max-tokens"),
+    pytest.param("gemini-2.5-flash", {"chunks": 2}, {"responseLogprobs": True, "logprobs": 2}, id="logprobs"),
+    pytest.param("gemini-2.5-flash-lite", {"chunks": 2}, {"candidateCount": 2}, id="two-candidates"),
+    pytest.param("gemini-2.5-flash", {"cached_tokens": 4, "tool_use_prompt_tokens": 3}, {}, id="usage-details"),
+    pytest.param("gemini-2.5-flash", {"no_usage": True}, {}, id="no-usage"),
+    pytest.param("gemini-2.5-flash", {"block": "SAFETY"}, {}, id="blocked-prompt"),
+    pytest.param("gemini-2.5-flash", {"finish": "SAFETY", "chunks": 2}, {}, id="safety-finish"),
+    pytest.param("gemini-2.5-flash", {"finish": "MALFORMED_FUNCTION_CALL"}, {}, id="malformed-call-finish"),
+])
+async def test_generate_content_is_the_streams_final_aggregate(emu, model, directive, config):
+    """generateContent answers what the stream adds up to (Gemini's REST API: the same
+    GenerateContentResponse, all parts in one candidate), valid for google-genai; the one real
+    difference is Gemini's: a candidate filtered at the end has no content in generateContent,
+    while its stream had already sent the text before the verdict."""
+    body = req("same question", directive=directive, generationConfig=config)
+    full = await (await emu.post(GEN.format(model), json=body, headers=KEY)).json()
+    check_genai(full)
+    events = parse_sse(await (await emu.post(SSE.format(model), json=body, headers=KEY)).text())
+    for event in events:
+        check_genai(event)
+    one, streamed = accumulated([full]), accumulated(events)
+    if directive.get("finish") in ("SAFETY", "MALFORMED_FUNCTION_CALL"):
+        assert "content" not in full["candidates"][0]
+        streamed["candidates"][0]["text"] = ""
+    assert one == streamed

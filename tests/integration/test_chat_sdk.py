@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from aiproxy import jsonutil
 from aiproxy.billing.pricing import format_usd, load_price_table
 from aiproxy.emulator import directive_text
-from tests.conftest import EMULATOR_KEY, emulator_url, recorded_requests
+from tests.conftest import EMULATOR_KEY, emulator_url, generation_requests
 
 BILLING_RE = re.compile(
     r"💰 BILLING \| User: (?P<user>.+) \| Model: (?P<model>.+) \| Tokens: (?P<inp>\d+) input \+ (?P<out>\d+) output = "
@@ -30,7 +30,8 @@ def user(text: str) -> list[dict[str, str]]:
 
 
 async def last_upstream_request(http: aiohttp.ClientSession, emulator: TestServer) -> dict[str, Any]:
-    generate = [r for r in await recorded_requests(http, emulator) if ":streamGenerateContent" in r["path"]]
+    """The proxy's last generation call: streamGenerateContent, or generateContent for a buffered request."""
+    generate = await generation_requests(http, emulator)
     assert generate, "the proxy never called Gemini"
     return generate[-1]
 
@@ -70,7 +71,8 @@ async def test_buffered_text(openai_client: Any, http: aiohttp.ClientSession, em
     assert resp.choices[0].message.content == "Hi there, friend."
     assert resp.choices[0].finish_reason == "stop"
     sent = await last_upstream_request(http, emulator)
-    assert sent["path"] == "/v1beta/models/gemini-2.5-pro:streamGenerateContent" and sent["query"] == {"alt": "sse"}
+    # Buffered: one generateContent body, not a stream to fold.
+    assert sent["path"] == "/v1beta/models/gemini-2.5-pro:generateContent" and sent["query"] == {}
     body = sent["body"]
     validate_with_google_genai(body)
     assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}

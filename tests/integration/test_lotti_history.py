@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from aiproxy import jsonutil
-from tests.conftest import recorded_requests
+from tests.conftest import generation_requests
 
 THOUGHTS = "The user wants the capital of France. I recall it is Paris, a city on the Seine, " * 8
 LOTTI_HEADERS = {"Accept": "application/json", "Authorization": "Bearer lotti", "X-Reasoning-Format": "think-tags"}
@@ -46,7 +46,7 @@ async def test_lotti_think_history_is_not_sent_to_gemini_nor_billed(
         proxy_url: str, http: aiohttp.ClientSession, emulator: TestServer) -> None:
     clean = await stream_usage(http, proxy_url, lotti_body("Paris."))
     with_thoughts = await stream_usage(http, proxy_url, lotti_body(f"<think>{THOUGHTS}</think>\n\nParis."))
-    sent = [r["body"] for r in await recorded_requests(http, emulator) if ":streamGenerateContent" in r["path"]][-1]
+    sent = [r["body"] for r in await generation_requests(http, emulator)][-1]
     assert sent["contents"][1] == {"role": "model", "parts": [{"text": "Paris."}]}
     assert "<think>" not in jsonutil.dumps_str(sent) and "I recall" not in jsonutil.dumps_str(sent)
     assert with_thoughts["prompt_tokens"] == clean["prompt_tokens"]

@@ -25,7 +25,7 @@ from aiproxy import jsonutil
 from aiproxy.appkeys import LEDGER_KEY
 from aiproxy.cache import store as cache_store
 from aiproxy.emulator import directive_text
-from tests.conftest import recorded_requests
+from tests.conftest import generation_requests, recorded_requests
 from tests.ledger.faults import Relay
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -38,7 +38,7 @@ def body(text: str = "hello cache", **extra: Any) -> dict[str, Any]:
 
 
 async def generate_calls(http: aiohttp.ClientSession, emulator: TestServer) -> int:
-    return sum("GenerateContent" in r["path"] for r in await recorded_requests(http, emulator))
+    return len(await generation_requests(http, emulator))
 
 
 async def post(http: aiohttp.ClientSession, proxy: TestServer, payload: dict[str, Any],

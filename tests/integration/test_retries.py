@@ -21,6 +21,9 @@ from tests.integration.opshelp import chat, metric, upstream_paths
 
 PRO = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
 FLASH = "/v1beta/models/gemini-3.5-flash:streamGenerateContent"
+# A buffered request asks for one body (generateContent), with the same retries and fallbacks.
+PRO_BUFFERED = "/v1beta/models/gemini-2.5-pro:generateContent"
+FLASH_BUFFERED = "/v1beta/models/gemini-3.5-flash:generateContent"
 FAST = {"upstream_retry_base_delay": 0.01, "upstream_retry_max_delay": 0.05}
 
 
@@ -69,7 +72,7 @@ async def test_retry_after_beyond_the_cap_goes_to_the_client_at_once(proxy_facto
     assert answer.status == 429
     assert answer.headers["Retry-After"] == "60"
     assert answer.json()["error"]["code"] == "rate_limit_exceeded"
-    assert await upstream_paths(http, emulator) == [PRO]
+    assert await upstream_paths(http, emulator) == [PRO_BUFFERED]
 
 
 async def test_no_retry_starts_after_the_deadline(proxy_factory: Any, emulator: TestServer,
@@ -94,7 +97,7 @@ async def test_fallback_model_answers_on_503(proxy_factory: Any, emulator: TestS
                             key=f"fb-{stream}")
         assert answer.status == 200
         assert answer.headers["X-Upstream-Model"] == "gemini-3.5-flash"
-    assert await upstream_paths(http, emulator) == [PRO, FLASH] * 2
+    assert await upstream_paths(http, emulator) == [PRO, FLASH, PRO_BUFFERED, FLASH_BUFFERED]
     assert [r.upstream_model for r in records] == ["gemini-3.5-flash"] * 2
     assert [r.requested_model for r in records] == ["gpt-4"] * 2
     assert len(billing_lines()) == 2
@@ -107,7 +110,7 @@ async def test_no_fallback_when_the_primary_answers(proxy_factory: Any, emulator
     proxy = await proxy_factory(model_fallbacks="gemini-2.5-pro=gemini-3.5-flash")
     answer = await chat(http, str(proxy.make_url("")), stream=False, words=3)
     assert answer.headers["X-Upstream-Model"] == "gemini-2.5-pro"
-    assert await upstream_paths(http, emulator) == [PRO]
+    assert await upstream_paths(http, emulator) == [PRO_BUFFERED]
 
 
 async def test_fallback_body_is_rebuilt_for_the_fallback_model(proxy_factory: Any, emulator: TestServer,

@@ -27,6 +27,7 @@ from tests.integration.opshelp import chat, metric, upstream_paths
 from tests.integration.test_provider_seam_handlers import ScriptedProvider, ScriptedStream
 
 PRO = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
+PRO_BUFFERED = "/v1beta/models/gemini-2.5-pro:generateContent"  # a buffered request asks for one body
 
 
 class FakeProvider(ScriptedProvider):
@@ -98,7 +99,7 @@ async def test_gemini_overloaded_falls_through_to_another_provider(proxy_factory
         answer = await chat(http, str(proxy.make_url("")), stream=stream, error=503, error_times=1, key=f"x-{stream}")
         assert answer.status == 200 and answer.headers["X-Upstream-Model"] == "claude-sonnet-4-5"
     assert answer.body.startswith(b"{") and b"Hello, world" in answer.body
-    assert await upstream_paths(http, emulator) == [PRO, PRO]
+    assert await upstream_paths(http, emulator) == [PRO, PRO_BUFFERED]
     assert anthropic.opened == ["claude-sonnet-4-5"] * 2
     assert [(r.provider, r.upstream_model, r.requested_model) for r in records] == [
         ("anthropic", "claude-sonnet-4-5", "gpt-4")] * 2
@@ -202,6 +203,16 @@ async def test_fastest_route_tries_unmeasured_first_then_the_quickest(routed: An
     providers.router.latencies.observe("anthropic", "claude-haiku-4-5", 5.0)
     answer = await chat(http, str(proxy.make_url("")), model="quick")
     assert answer.headers["X-Upstream-Model"] == "gpt-4.1-mini"  # now the quicker one
+
+
+async def test_fastest_route_measures_streamed_requests_only(routed: Any, http: aiohttp.ClientSession) -> None:
+    """A buffered Gemini request opens only once its whole answer is ready (generateContent), so
+    buffered opens would make a provider look slow: only streams measure the first byte."""
+    proxy, _, _, providers = routed
+    assert (await chat(http, str(proxy.make_url("")), model="quick", stream=False)).status == 200
+    assert providers.router.latencies.get("openai", "gpt-4.1-mini") is None
+    assert (await chat(http, str(proxy.make_url("")), model="quick")).status == 200
+    assert providers.router.latencies.get("openai", "gpt-4.1-mini") is not None
 
 
 async def test_circuit_opens_sends_nothing_then_closes_after_a_trial(proxy_factory: Any,

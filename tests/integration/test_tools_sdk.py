@@ -16,7 +16,7 @@ from openai import AsyncOpenAI, BadRequestError
 
 from aiproxy.emulator import directive_text
 from aiproxy.providers.gemini.tools import decode_call_signature
-from tests.conftest import recorded_requests
+from tests.conftest import generation_requests
 
 WEATHER = {
     "type": "function",
@@ -39,7 +39,7 @@ async def client(proxy_url: str) -> AsyncIterator[AsyncOpenAI]:
 
 
 async def upstream_bodies(http: aiohttp.ClientSession, emulator: TestServer) -> list[dict[str, Any]]:
-    return [r["body"] for r in await recorded_requests(http, emulator) if "GenerateContent" in r["path"]]
+    return [r["body"] for r in await generation_requests(http, emulator)]
 
 
 async def collect_stream(stream: Any) -> tuple[dict[int, dict[str, Any]], list[str | None]]:

@@ -28,6 +28,9 @@ from aiproxy.providers.gemini.response import StreamTranslator
 from tests.conftest import EMULATOR_KEY, emulator_url
 
 GUARD = 20.0  # seconds: a hang fails here instead of stalling the suite
+# Chunks apart in time, so each reaches the proxy in its own network read and leaves in its own
+# write (chunks read together are translated and written together: upstream.sse_batches).
+ONE_CHUNK_PER_READ = {"words": 60, "chunks": 10, "chunk_delay_ms": 20}
 PROMPT = "please write a long answer about the sea"
 
 
@@ -62,15 +65,19 @@ async def only_row(proxy: TestServer) -> dict[str, Any]:
     return row
 
 
-def fail_on_third_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+def fail_on_feed(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
+    """A translator bug on the nth Gemini chunk, after the chunk was read (its usage counts too),
+    as a bug in translating its parts would strike. A buffered answer is one chunk
+    (generateContent's body), a streamed one many."""
     feed = StreamTranslator.feed
     calls = {"n": 0}
 
     def broken(self: StreamTranslator, chunk: dict[str, Any]) -> Any:
+        out = feed(self, chunk)
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == nth:
             raise RuntimeError("translator bug")
-        return feed(self, chunk)
+        return out
 
     monkeypatch.setattr(StreamTranslator, "feed", broken)
 
@@ -89,8 +96,8 @@ def assert_billed_as_internal_error(row: dict[str, Any]) -> None:
 
 async def test_translator_bug_mid_stream_bills_tokens_and_ends_with_error_and_done(
         proxy: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    fail_on_third_feed(monkeypatch)
-    status, raw = await post(proxy, body(True, words=60, chunks=10))
+    fail_on_feed(monkeypatch, 3)
+    status, raw = await post(proxy, body(True, **ONE_CHUNK_PER_READ))
     assert status == 200 and raw.endswith(DONE)
     events = [line[6:] for line in raw.decode().split("\n") if line.startswith("data: ")]
     error = jsonutil.loads(events[-2])["error"]
@@ -101,7 +108,7 @@ async def test_translator_bug_mid_stream_bills_tokens_and_ends_with_error_and_do
 
 async def test_translator_bug_in_buffered_mode_is_a_500_and_billed(
         proxy: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    fail_on_third_feed(monkeypatch)
+    fail_on_feed(monkeypatch, 1)
     status, raw = await post(proxy, body(False, words=60, chunks=10))
     assert status == 500
     assert jsonutil.loads(raw)["error"]["code"] == "internal_error"
@@ -121,7 +128,7 @@ async def test_failed_write_mid_stream_bills_tokens_and_ends_with_done(
         await write(self, data)
 
     monkeypatch.setattr(web.StreamResponse, "write", flaky)
-    status, raw = await post(proxy, body(True, words=60, chunks=10))
+    status, raw = await post(proxy, body(True, **ONE_CHUNK_PER_READ))
     assert status == 200 and raw.endswith(DONE)
     assert b'"code":"internal_error"' in raw
     assert_billed_as_internal_error(await only_row(proxy))

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.gemini.client import GeminiClient, UpstreamStreamError, map_upstream_error
+from aiproxy.providers.upstream import Timeouts
 
 KEY = "AIzaSy-secret-key-123"
 BASE = "http://gemini.test"
@@ -122,6 +123,7 @@ async def canned() -> Any:
 
 
 STREAM_PATH = "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
+GENERATE_PATH = "/v1beta/models/gemini-2.5-pro:generateContent"  # a buffered request's one body
 
 
 def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -164,28 +166,45 @@ async def test_events_split_across_reads_long_lines_and_no_final_newline_arrive_
     assert got == [big, last]
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    pytest.param(b"data: {not json\n\n", 502, id="malformed"),
-    pytest.param(sse({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}), 503,
-                 id="error-event-503"),
-    pytest.param(sse({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}), 502, id="error-event-500"),
+ANSWER = {"candidates": [{"content": {"role": "model", "parts": [
+    {"text": "thinking", "thought": True}, {"text": "Hello"},
+    {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "c2ln"}]}, "finishReason": "STOP",
+    "index": 0}], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}}
+OVERLOADED = {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+INTERNAL = {"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}
+
+
+@pytest.mark.parametrize(("method", "body", "status", "message"), [
+    pytest.param("stream_generate", b"data: {not json\n\n", 502, "malformed", id="stream-malformed"),
+    pytest.param("stream_generate", sse(OVERLOADED), 503, "overloaded", id="stream-error-event-503"),
+    pytest.param("stream_generate", sse(INTERNAL), 502, "internal", id="stream-error-event-500"),
+    # generateContent's one body breaks the same ways, with the same errors.
+    pytest.param("generate", b"{not json", 502, "malformed", id="body-malformed"),
+    pytest.param("generate", jsonutil.dumps(ANSWER)[:40], 502, "malformed", id="body-truncated-json"),
+    pytest.param("generate", b"", 502, "malformed", id="body-empty"),
+    pytest.param("generate", b"[1, 2]", 502, "malformed", id="body-not-an-object"),
+    pytest.param("generate", jsonutil.dumps(OVERLOADED), 503, "overloaded", id="body-error-503"),
+    pytest.param("generate", jsonutil.dumps(INTERNAL), 502, "internal", id="body-error-500"),
 ])
-async def test_broken_streams_raise_upstream_stream_error(canned: Any, body: bytes, status: int) -> None:
+async def test_broken_answers_raise_upstream_stream_error(canned: Any, method: str, body: bytes, status: int,
+                                                          message: str) -> None:
     server, client = canned
-    server.answers[STREAM_PATH] = web.Response(body=body, content_type="text/event-stream")
-    stream = await client.stream_generate("gemini-2.5-pro", b"{}")
+    path, kind = {"stream_generate": (STREAM_PATH, "text/event-stream"),
+                  "generate": (GENERATE_PATH, "application/json")}[method]
+    server.answers[path] = web.Response(body=body, content_type=kind)
+    stream = await getattr(client, method)("gemini-2.5-pro", b"{}")
     with pytest.raises(UpstreamStreamError) as info:
         [c async for c in stream]
     stream.release()
-    assert info.value.status == status
+    assert info.value.status == status and message in info.value.message
 
 
-async def test_http_error_before_the_stream_is_mapped(canned: Any) -> None:
+@pytest.mark.parametrize(("method", "path"), [("stream_generate", STREAM_PATH), ("generate", GENERATE_PATH)])
+async def test_http_error_before_the_answer_is_mapped(canned: Any, method: str, path: str) -> None:
     server, client = canned
-    server.answers[STREAM_PATH] = error_response(429, google_error(429, "RESOURCE_EXHAUSTED", "quota"),
-                                                 {"Retry-After": "9"})
+    server.answers[path] = error_response(429, google_error(429, "RESOURCE_EXHAUSTED", "quota"), {"Retry-After": "9"})
     with pytest.raises(ProxyError) as info:
-        await client.stream_generate("gemini-2.5-pro", b"{}")
+        await getattr(client, method)("gemini-2.5-pro", b"{}")
     assert (info.value.status, info.value.headers) == (429, {"Retry-After": "9"})
 
 
@@ -204,7 +223,7 @@ async def test_unreachable_upstream_is_502() -> None:
 
 async def test_no_status_line_before_the_first_byte_timeout_is_504(canned: Any) -> None:
     server, client = canned
-    client._first_byte_timeout = 0.05
+    client._timeouts = Timeouts(first_byte=0.05)
     gate = asyncio.Event()
 
     async def never(request: web.Request) -> web.Response:
@@ -228,3 +247,93 @@ async def test_call_json_parses_and_maps_errors(canned: Any) -> None:
     with pytest.raises(ProxyError) as info:
         await client.call_json("GET", "models/nope")
     assert info.value.code == "model_not_found"
+
+
+async def test_generate_posts_to_generate_content_and_yields_the_body_as_one_chunk(canned: Any) -> None:
+    server, client = canned
+    server.answers[GENERATE_PATH] = web.Response(body=jsonutil.dumps(ANSWER), content_type="application/json")
+    answer = await client.generate("gemini-2.5-pro", b'{"contents":[]}')
+    got = [c async for c in answer]
+    answer.release()
+    assert got == [ANSWER] and answer.model == "gemini-2.5-pro"
+    (url, headers, body), = server.seen
+    assert url == GENERATE_PATH and KEY not in url  # no ?alt=sse: one JSON body
+    assert headers["x-goog-api-key"] == KEY and body == b'{"contents":[]}'
+
+
+
+
+async def test_generate_body_cut_short_is_a_broken_stream(canned: Any) -> None:
+    server, client = canned
+
+    async def cut(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "1000"})
+        await resp.prepare(request)
+        await resp.write(b'{"candidates": [')
+        assert request.transport is not None
+        request.transport.abort()
+        return resp
+
+    server.answers[GENERATE_PATH] = cut
+    answer = await client.generate("gemini-2.5-pro", b"{}")
+    with pytest.raises(UpstreamStreamError) as info:
+        [c async for c in answer]
+    answer.release()
+    assert (info.value.status, info.value.code) == (502, "upstream_error")
+
+
+async def test_generate_body_stalled_after_the_headers_hits_the_idle_timeout(canned: Any) -> None:
+    server, client = canned
+    client._timeouts = Timeouts(first_byte=5, idle=0.1)
+    gate = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await gate.wait()
+        return resp
+
+    server.answers[GENERATE_PATH] = stall
+    try:
+        answer = await client.generate("gemini-2.5-pro", b"{}")
+        with pytest.raises(UpstreamStreamError) as info:
+            [c async for c in answer]
+        answer.close()
+        assert (info.value.status, info.value.code) == (504, "upstream_timeout")
+    finally:
+        gate.set()
+
+
+def buffered_call(client: GeminiClient) -> Any:
+    from aiproxy.openai.types import parse_chat_request
+    from aiproxy.providers.base import ChatOptions
+    from aiproxy.providers.gemini.provider import GeminiProvider
+
+    req = parse_chat_request({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]})
+    return GeminiProvider(client).prepare_chat(req, "gemini-2.5-pro", ChatOptions(completion_id="c", stream=False))
+
+
+async def test_buffered_chat_translates_the_whole_body_once(canned: Any) -> None:
+    server, client = canned
+    server.answers[GENERATE_PATH] = web.Response(body=jsonutil.dumps(ANSWER), content_type="application/json")
+    stream = await buffered_call(client).open()
+    out = [chunks async for chunks in stream]
+    stream.release()
+    assert len(out) == 1  # one body in, one translation out
+    (chunk,) = out[0]
+    delta = chunk["choices"][0]["delta"]
+    assert (delta["reasoning_content"], delta["content"]) == ("thinking", "Hello")
+    assert delta["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"a":1}'}
+    assert stream.finish()[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert stream.usage() is not None and stream.usage().total == 5
+
+
+async def test_buffered_chat_body_without_a_finish_is_incomplete(canned: Any) -> None:
+    server, client = canned
+    unfinished = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}, "index": 0}]}
+    server.answers[GENERATE_PATH] = web.Response(body=jsonutil.dumps(unfinished), content_type="application/json")
+    stream = await buffered_call(client).open()
+    with pytest.raises(UpstreamStreamError) as info:
+        [chunks async for chunks in stream]
+    stream.release()
+    assert "before the answer was complete" in info.value.message

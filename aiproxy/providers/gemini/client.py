@@ -20,7 +20,15 @@ from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
 from aiproxy.providers.retry import Fallbacks, RetryPolicy, model_chain, upstream_retry_after
-from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, sse_batches, sse_events
+from aiproxy.providers.upstream import (
+    Timeouts,
+    UpstreamSession,
+    attempt,
+    open_chain,
+    read_body,
+    sse_batches,
+    sse_events,
+)
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
 
@@ -75,7 +83,9 @@ class GeminiClient(UpstreamSession):
     Timeouts: `connect_timeout` for the TCP/TLS connect, `first_byte_timeout` until Gemini's
     status line, then `idle_timeout` as the longest silence between two reads of the body (set on
     the connection once the headers are in, so the hot per-chunk path pays nothing extra: aiohttp
-    re-arms its read timer on every received packet anyway).
+    re-arms its read timer on every received packet anyway). generateContent (`generate`) sends
+    its status line only once the whole answer is ready, so there the first-byte timeout bounds
+    the whole generation.
     """
 
     # What a subclass for another upstream changes (providers/anthropic/client.py): its name in
@@ -128,19 +138,35 @@ class GeminiClient(UpstreamSession):
         `body_for(model)` rebuilds the request for a fallback model (thinking settings differ by
         model family); without it the same body is sent. `GeminiStream.model` is the model used.
         """
+        resp, used = await self._open_generation(model, body, self._stream_url, headers, body_for)
+        return self.make_stream(resp, used)
+
+    async def generate(self, model: str, body: bytes, headers: dict[str, str] | None = None,
+                       body_for: Callable[[str], bytes] | None = None) -> GeminiAnswer:
+        """`stream_generate` for a client that wants one answer: generateContent, whose one JSON
+        body replaces ~20 SSE events to split, parse and translate. Same retries and fallbacks;
+        returns once Gemini's status line (so the whole answer) is in."""
+        resp, used = await self._open_generation(model, body, self._generate_url, headers, body_for)
+        return GeminiAnswer(resp, used)
+
+    async def _open_generation(self, model: str, body: bytes, url_for: Callable[[str], str],
+                               headers: dict[str, str] | None,
+                               body_for: Callable[[str], bytes] | None) -> tuple[aiohttp.ClientResponse, str]:
         chain = model_chain(model, self.fallbacks)
 
         def build(m: str) -> bytes:
             return body if m == model or body_for is None else body_for(m)
 
-        resp, used = await self._open("POST", chain, self._stream_url, build, headers)
-        return self.make_stream(resp, used)
+        return await self._open("POST", chain, url_for, build, headers)
 
     def make_stream(self, resp: aiohttp.ClientResponse, model: str) -> GeminiStream:
         return GeminiStream(resp, model)
 
     def _stream_url(self, model: str) -> str:
         return f"{self.base}/{model_path(model, 'streamGenerateContent')}?alt=sse"
+
+    def _generate_url(self, model: str) -> str:
+        return f"{self.base}/{model_path(model, 'generateContent')}"
 
     async def call_json(self, method: str, path: str, body: Any = None) -> Any:
         """A non-streaming call (models, embeddings, countTokens): parsed JSON or ProxyError."""
@@ -186,15 +212,33 @@ class GeminiStream:
 
     @staticmethod
     def parse_event(line: bytes) -> dict[str, Any]:
-        return _event(line)
+        return _chunk(line[5:])  # after `data:`
 
 
-def _event(line: bytes) -> dict[str, Any]:
-    """One `data:` line -> the Gemini chunk; an error event or bad JSON ends the stream."""
+class GeminiAnswer(GeminiStream):
+    """generateContent's one JSON body as a stream of one chunk: the whole answer is a
+    GenerateContentResponse like a stream chunk with every part in it, so it goes through the
+    same translator and end-of-answer checks as a stream (a body without finishReason is still
+    an incomplete answer). Parsed once, with orjson; read under the idle timeout."""
+
+    __slots__ = ()
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        yield _chunk(await read_body(self._resp, self.upstream_name))
+
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        yield [_chunk(await read_body(self._resp, self.upstream_name))]
+
+
+def _chunk(raw: bytes) -> dict[str, Any]:
+    """One Gemini chunk (a `data:` payload, or generateContent's whole body) -> the dict; an error
+    object or bad JSON ends the answer."""
     try:
-        chunk = jsonutil.loads(line[5:])
+        chunk = jsonutil.loads(raw)
     except jsonutil.JSONDecodeError:
         raise UpstreamStreamError("Gemini sent a malformed stream chunk.") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamStreamError("Gemini sent a malformed stream chunk.")
     if "error" in chunk and "candidates" not in chunk:
         err = chunk["error"] if isinstance(chunk["error"], dict) else {}
         status = 503 if err.get("code") == 503 else 502

@@ -3,7 +3,9 @@
 Wires the pieces of this package together and nothing else: request.py translates the request,
 client.py sends it (retries, fallbacks, the SSE reader), response.py translates each Gemini
 chunk, usage.py reads usageMetadata into provider-neutral counts; embeddings.py and the model
-list use the same client.
+list use the same client. A client that wants one answer (stream: false) gets it from
+generateContent: its one body enters the same translator as one chunk, which saves the proxy
+parsing and translating ~20 SSE events to fold them back into one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ MODEL_PAGES = 10  # at most this many pages of 1000 models
 
 
 class GeminiChatStream(TranslatedChatStream):
-    """One Gemini generation as OpenAI chunk lists (see base.ChatStream and TranslatedChatStream)."""
+    """One Gemini generation as OpenAI chunk lists (see base.ChatStream and TranslatedChatStream);
+    a generateContent answer (GeminiAnswer) is one batch of one chunk holding every part."""
 
     __slots__ = ()
     cut_off_message = "Gemini's stream ended before the answer was complete."
@@ -59,9 +62,12 @@ class GeminiChatCall:
 
     async def open(self) -> GeminiChatStream:
         req, o = self._req, self._options
-        # A fallback model gets its own body: thinking settings differ by model family.
-        stream = await self._client.stream_generate(
-            self._model, self._body, body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
+        client = self._client
+        # One body for a buffered answer (generateContent), SSE for a streamed one; a fallback
+        # model gets its own request either way: thinking settings differ by model family.
+        generate = client.stream_generate if o.stream else client.generate
+        stream = await generate(self._model, self._body,
+                                body_for=lambda m: jsonutil.dumps(build_gemini_request(req, m)))
         translator = StreamTranslator(
             completion_id=o.completion_id, created=int(time.time()), model=req.model,
             include_usage=o.include_usage, think_tags=o.think_tags, max_tool_calls=o.max_tool_calls,
