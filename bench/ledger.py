@@ -5,6 +5,9 @@ figure that matters is the per-request cost of `record()`: its latency (the requ
 its commit before the last byte) and the throughput group commit sustains under concurrency.
 
     python -m bench.ledger [--url sqlite:///./data/bench.db] [--requests 5000] [--concurrency 200]
+
+It also prints the process's CPU per row (every thread, kernel time included): with
+`--concurrency 1` every commit holds one row, which is what a proxy at low load pays.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ async def run(url: str, requests: int, concurrency: int) -> dict[str, float]:
             await ledger.record(record(i))
             latencies.append(time.perf_counter() - t0)
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     await asyncio.gather(*(one(i) for i in range(requests)))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu1 = time.perf_counter() - t0, _cpu()
+    cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
     commits = ledger.transactions
     await ledger.close()
     latencies.sort()
@@ -55,7 +59,18 @@ async def run(url: str, requests: int, concurrency: int) -> dict[str, float]:
         "rows_per_commit": requests / max(commits, 1),
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "cpu_us_per_row": cpu[0] / requests * 1e6,
+        "sys_us_per_row": cpu[1] / requests * 1e6,
     }
+
+
+def _cpu() -> tuple[float, float]:
+    """(user+system, system) CPU seconds of this process, every thread included: the writer
+    thread's SQLite work and the kernel's share of each fsync count too."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_stime
 
 
 def main() -> None:
@@ -69,7 +84,8 @@ def main() -> None:
         r = asyncio.run(run(url, ns.requests, ns.concurrency))
         print(f"{url.split('://')[0]:>10}: {r['rows_per_s']:8.0f} rows/s  {r['commits']:5d} commits "
               f"({r['rows_per_commit']:.0f} rows each)  "
-              f"record() p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")
+              f"record() p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+              f"CPU {r['cpu_us_per_row']:.0f} us/row ({r['sys_us_per_row']:.0f} system)")
 
 
 if __name__ == "__main__":
