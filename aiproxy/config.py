@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(10.0, gt=0)
     upstream_timeout: float = Field(120.0, gt=0)
     upstream_idle_timeout: float = Field(60.0, gt=0)
+    # A buffered Gemini request (generateContent) gets its status line with the whole answer.
+    upstream_answer_timeout: float = Field(600.0, gt=0)
 
     # Anthropic (issue 13): enabled when the key is set; `anthropic/<id>` routes there.
     anthropic_api_key: SecretStr | None = None

@@ -158,15 +158,21 @@ async def test_buffered_503_is_retried_then_falls_back(proxy_factory: Any, emula
     assert len(billing_lines()) == 2
 
 
-async def test_buffered_first_byte_timeout_covers_the_whole_answer(proxy_factory: Any,
-                                                                   http: aiohttp.ClientSession) -> None:
-    """generateContent's status line comes with the whole answer, so UPSTREAM_TIMEOUT bounds the
-    whole generation for a buffered request, while a stream only has to start within it."""
-    proxy = await proxy_factory(upstream_timeout=0.5)
-    base = str(proxy.make_url(""))
+async def test_buffered_answers_wait_the_answer_timeout_streams_the_first_byte_timeout(
+        proxy_factory: Any, http: aiohttp.ClientSession) -> None:
+    """generateContent's status line comes with the whole answer, so a buffered request waits
+    UPSTREAM_ANSWER_TIMEOUT for it, while a stream only has to start within UPSTREAM_TIMEOUT:
+    a long answer is not a 504 because the client asked for it in one piece."""
     slow = {"words": 12, "chunks": 6, "chunk_delay_ms": 200}  # first chunk at once, the last after 1 s
+    proxy = await proxy_factory(upstream_timeout=0.5)  # the answer timeout stays at its 600 s default
+    base = str(proxy.make_url(""))
     streamed = await chat(http, base, stream=True, **slow)
     assert streamed.status == 200 and streamed.body.endswith(DONE) and len(streamed.text.split()) == 12
+    buffered = await chat(http, base, stream=False, **slow)
+    assert buffered.status == 200 and len(buffered.json()["choices"][0]["message"]["content"].split()) == 12
+
+    proxy = await proxy_factory(upstream_answer_timeout=0.5)
+    base = str(proxy.make_url(""))
     buffered = await chat(http, base, stream=False, **slow)
     assert buffered.status == 504 and buffered.json()["error"]["code"] == "upstream_timeout"
     quick = await chat(http, base, stream=False, words=12, chunks=2, chunk_delay_ms=100)

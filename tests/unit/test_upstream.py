@@ -284,7 +284,7 @@ async def test_generate_body_cut_short_is_a_broken_stream(canned: Any) -> None:
 
 async def test_generate_body_stalled_after_the_headers_hits_the_idle_timeout(canned: Any) -> None:
     server, client = canned
-    client._timeouts = Timeouts(first_byte=5, idle=0.1)
+    client._answer_timeouts = Timeouts(first_byte=5, idle=0.1)
     gate = asyncio.Event()
 
     async def stall(request: web.Request) -> web.StreamResponse:

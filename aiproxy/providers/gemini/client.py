@@ -84,8 +84,9 @@ class GeminiClient(UpstreamSession):
     status line, then `idle_timeout` as the longest silence between two reads of the body (set on
     the connection once the headers are in, so the hot per-chunk path pays nothing extra: aiohttp
     re-arms its read timer on every received packet anyway). generateContent (`generate`) sends
-    its status line only once the whole answer is ready, so there the first-byte timeout bounds
-    the whole generation.
+    its status line only once the whole answer is ready, so it waits `answer_timeout` for it
+    instead (UPSTREAM_ANSWER_TIMEOUT, 600 s like the openai SDKs' own default): a long answer a
+    stream would deliver must not become a 504 for the client that asked for it in one piece.
     """
 
     # What a subclass for another upstream changes (providers/anthropic/client.py): its name in
@@ -101,11 +102,13 @@ class GeminiClient(UpstreamSession):
         connect_timeout: float = 10.0,
         first_byte_timeout: float = 120.0,
         idle_timeout: float = 60.0,
+        answer_timeout: float = 600.0,
     ) -> None:
         self._key = api_key
         super().__init__(self.session_headers())
         self.base = f"{base_url.rstrip('/')}/{self.api_version}"
         self._timeouts = Timeouts(connect_timeout, first_byte_timeout, idle_timeout)
+        self._answer_timeouts = Timeouts(connect_timeout, answer_timeout, idle_timeout)
         # Set by create_app from the settings; the defaults make one attempt only.
         self.retry_policy = RetryPolicy(retries=0)
         self.fallbacks: Fallbacks = {}
@@ -119,16 +122,17 @@ class GeminiClient(UpstreamSession):
         return map_upstream_error(status, body, headers, self._key)
 
     async def _attempt(self, method: str, url: str, body: bytes | None, headers: dict[str, str] | None,
-                       model: str) -> aiohttp.ClientResponse:
+                       model: str, timeouts: Timeouts | None = None) -> aiohttp.ClientResponse:
         """One request up to the upstream's status line; failures become `AttemptFailed`."""
         return await attempt(self.session, method, url, body, headers, model=model, upstream=self.upstream_name,
-                             timeouts=self._timeouts, events=self.events, map_error=self.map_error)
+                             timeouts=timeouts or self._timeouts, events=self.events, map_error=self.map_error)
 
     async def _open(self, method: str, models: Sequence[str], url_for: Callable[[str], str],
                     body_for: Callable[[str], bytes | None], headers: dict[str, str] | None = None,
-                    ) -> tuple[aiohttp.ClientResponse, str]:
+                    timeouts: Timeouts | None = None) -> tuple[aiohttp.ClientResponse, str]:
         """Try each model of the chain, retrying each per the policy (providers/upstream.py)."""
-        return await open_chain(models, lambda m: self._attempt(method, url_for(m), body_for(m), headers, m),
+        return await open_chain(models,
+                                lambda m: self._attempt(method, url_for(m), body_for(m), headers, m, timeouts),
                                 self.retry_policy, self.events)
 
     async def stream_generate(self, model: str, body: bytes, headers: dict[str, str] | None = None,
@@ -145,19 +149,20 @@ class GeminiClient(UpstreamSession):
                        body_for: Callable[[str], bytes] | None = None) -> GeminiAnswer:
         """`stream_generate` for a client that wants one answer: generateContent, whose one JSON
         body replaces ~20 SSE events to split, parse and translate. Same retries and fallbacks;
-        returns once Gemini's status line (so the whole answer) is in."""
-        resp, used = await self._open_generation(model, body, self._generate_url, headers, body_for)
+        returns once Gemini's status line (so the whole answer) is in, within the answer timeout."""
+        resp, used = await self._open_generation(model, body, self._generate_url, headers, body_for,
+                                                 self._answer_timeouts)
         return GeminiAnswer(resp, used)
 
     async def _open_generation(self, model: str, body: bytes, url_for: Callable[[str], str],
-                               headers: dict[str, str] | None,
-                               body_for: Callable[[str], bytes] | None) -> tuple[aiohttp.ClientResponse, str]:
+                               headers: dict[str, str] | None, body_for: Callable[[str], bytes] | None,
+                               timeouts: Timeouts | None = None) -> tuple[aiohttp.ClientResponse, str]:
         chain = model_chain(model, self.fallbacks)
 
         def build(m: str) -> bytes:
             return body if m == model or body_for is None else body_for(m)
 
-        return await self._open("POST", chain, url_for, build, headers)
+        return await self._open("POST", chain, url_for, build, headers, timeouts)
 
     def make_stream(self, resp: aiohttp.ClientResponse, model: str) -> GeminiStream:
         return GeminiStream(resp, model)

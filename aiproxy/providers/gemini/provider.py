@@ -94,6 +94,7 @@ class GeminiProvider(ClientLifecycle):
             connect_timeout=settings.upstream_connect_timeout,
             first_byte_timeout=settings.upstream_timeout,
             idle_timeout=settings.upstream_idle_timeout,
+            answer_timeout=settings.upstream_answer_timeout,
         ))
 
     def prepare_chat(self, req: ChatRequest, upstream_model: str, options: ChatOptions) -> GeminiChatCall:
