@@ -27,7 +27,9 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # No setting is infinite or NaN: `1e400` seconds would pass `gt=0` and reach a timer as inf.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      allow_inf_nan=False)
 
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str = GOOGLE_BASE_URL

@@ -52,6 +52,11 @@ def test_missing_key_exits_2_with_the_hint(clean_env: Path, capsys: pytest.Captu
     ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
     ({"GEMINI_BASE_URL": "ftp://x"}, "GEMINI_BASE_URL"),
     ({"UPSTREAM_TIMEOUT": "-1"}, "UPSTREAM_TIMEOUT"),
+    ({"UPSTREAM_ANSWER_TIMEOUT": "0"}, "UPSTREAM_ANSWER_TIMEOUT"),
+    ({"UPSTREAM_ANSWER_TIMEOUT": "ten minutes"}, "UPSTREAM_ANSWER_TIMEOUT"),
+    ({"UPSTREAM_ANSWER_TIMEOUT": "1e400"}, "UPSTREAM_ANSWER_TIMEOUT"),
+    ({"UPSTREAM_TIMEOUT": "nan"}, "UPSTREAM_TIMEOUT"),
+    ({"RESPONSE_CACHE_TTL": "inf"}, "RESPONSE_CACHE_TTL"),
     ({"MODELS_FILE": "/nonexistent/models.toml"}, "MODELS_FILE"),
 ])
 def test_invalid_setting_is_one_line_naming_it(env: dict[str, str], name: str) -> None:
