@@ -277,10 +277,15 @@ class TranslatedChatStream:
         feed = translator.feed  # bound once: no method lookup per event
         async for batch in self._upstream.batches():
             out: list[dict[str, Any]] = []
-            for event in batch:
-                got = feed(event)
-                if got:
-                    out += got
+            try:
+                for event in batch:
+                    got = feed(event)
+                    if got:
+                        out += got
+            except Exception:  # a translator fault: what it translated before still goes out first
+                if out:
+                    yield out
+                raise
             if out:
                 yield out
         if not translator.ended:

@@ -106,3 +106,23 @@ async def test_openai_chunks_of_one_read_are_one_list_and_a_bad_chunk_comes_afte
             got.append(_contents(out))
     assert got == [["a", "b"]]
     assert stream.output_chars == 2
+
+
+async def test_a_translator_fault_lets_the_chunks_translated_before_it_out_first() -> None:
+    class FailingThird(StreamTranslator):
+        __slots__ = ("calls",)
+
+        def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 3:
+                raise RuntimeError("translator bug")
+            return super().feed(chunk)
+
+    translator = FailingThird(completion_id="chatcmpl-1", created=1, model="gemini-2.5-flash")
+    reads = [_gemini("a") + _gemini("b") + _gemini("c", "STOP")]  # one network read
+    stream = GeminiChatStream(GeminiStream(_Resp(reads), "gemini-2.5-flash"), translator)  # type: ignore[arg-type]
+    got: list[list[str]] = []
+    with pytest.raises(RuntimeError, match="translator bug"):
+        async for out in stream:
+            got.append(_contents(out))
+    assert got == [["a", "b"]]
