@@ -212,6 +212,18 @@ async def sse_batches(resp: aiohttp.ClientResponse, parse: Callable[[bytes], Any
         raise broken_stream(exc, upstream) from None
 
 
+async def read_json_answer(resp: aiohttp.ClientResponse, upstream: str) -> Any:
+    """A buffered call's parsed JSON (models, embeddings, countTokens), the connection released;
+    an unreadable answer is a 502 naming the upstream."""
+    try:
+        return jsonutil.loads(await resp.read())
+    except (aiohttp.ClientError, jsonutil.JSONDecodeError):
+        raise ProxyError(502, f"{upstream} sent an unreadable answer.", type="api_error",
+                         code="upstream_error") from None
+    finally:
+        resp.release()
+
+
 async def read_body(resp: aiohttp.ClientResponse, upstream: str) -> bytes:
     """The whole body of a 200 answer (one JSON, not a stream), read under the idle timeout that
     `attempt` armed; a failure while reading is reported exactly as a broken stream."""

@@ -26,6 +26,7 @@ from aiproxy.providers.upstream import (
     attempt,
     open_chain,
     read_body,
+    read_json_answer,
     sse_batches,
     sse_events,
 )
@@ -179,13 +180,7 @@ class GeminiClient(UpstreamSession):
         url = f"{self.base}/{path}"
         resp, _ = await self._open(method, (path.partition(":")[0].removeprefix("models/"),),
                                    lambda _m: url, lambda _m: data)
-        try:
-            return jsonutil.loads(await resp.read())
-        except (aiohttp.ClientError, jsonutil.JSONDecodeError):
-            raise ProxyError(502, f"{self.upstream_name} sent an unreadable answer.", type="api_error",
-                             code="upstream_error") from None
-        finally:
-            resp.release()
+        return await read_json_answer(resp, self.upstream_name)
 
 
 class GeminiStream:

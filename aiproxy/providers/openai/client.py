@@ -18,7 +18,7 @@ from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents
 from aiproxy.providers.retry import Fallbacks, RetryPolicy, upstream_retry_after
-from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain
+from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, read_json_answer
 
 
 def map_openai_error(status: int, body: dict[str, Any], headers: Mapping[str, str], upstream: str,
@@ -86,10 +86,4 @@ class OpenAIClient(UpstreamSession):
         """A buffered call (embeddings, models): parsed JSON or ProxyError."""
         data = jsonutil.dumps(body) if body is not None else None
         resp, _ = await self.send(method, path, (model,), (lambda _m: data) if data is not None else None)
-        try:
-            return jsonutil.loads(await resp.read())
-        except (aiohttp.ClientError, jsonutil.JSONDecodeError):
-            raise ProxyError(502, f"{self.upstream} sent an unreadable answer.", type="api_error",
-                             code="upstream_error") from None
-        finally:
-            resp.release()
+        return await read_json_answer(resp, self.upstream)
