@@ -9,7 +9,6 @@ overloaded reaches the client as 503 ("try again"), rate limits as 429 with Retr
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import aiohttp
@@ -18,7 +17,7 @@ from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamStreamError
 from aiproxy.providers.gemini.client import GeminiClient, GeminiStream
-from aiproxy.providers.retry import upstream_retry_after
+from aiproxy.providers.upstream_errors import failed, key_rejected, rate_limited, timed_out, upstream_message
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -26,20 +25,13 @@ ANTHROPIC_VERSION = "2023-06-01"
 def map_anthropic_error(status: int, body: dict[str, Any], headers: Any, secret: str = "") -> ProxyError:
     """Anthropic's HTTP error -> what the client should see (status and OpenAI error JSON)."""
     err: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
-    message = str(err.get("message") or f"Anthropic answered HTTP {status}")
-    if secret and secret in message:
-        message = message.replace(secret, "[redacted]")
+    message = upstream_message(err, "Anthropic", status, secret)
     if status in (401, 403):
-        return ProxyError(502, "The proxy's Anthropic API key was rejected by Anthropic; the operator must fix the "
-                          "server configuration (this is not a problem with your request).", type="api_error",
-                          code="upstream_auth_error")
+        return key_rejected("Anthropic")
     if status == 404:
         return ProxyError(404, message, param="model", code="model_not_found")
     if status == 429:
-        seconds = upstream_retry_after(body, headers)
-        after = None if seconds is None else str(max(1, math.ceil(seconds)))
-        return ProxyError(429, message, type="rate_limit_error", code="rate_limit_exceeded",
-                          headers={"Retry-After": after} if after else None)
+        return rate_limited(message, body, headers)
     if status in (400, 413, 422):
         code = str(err.get("type") or "invalid_request_error")
         return ProxyError(400 if status == 422 else status, message, code=code)
@@ -47,8 +39,8 @@ def map_anthropic_error(status: int, body: dict[str, Any], headers: Any, secret:
         return ProxyError(503, "Anthropic is temporarily overloaded; try again. " + message, type="api_error",
                           code="upstream_unavailable")
     if status == 504:
-        return ProxyError(504, "Anthropic timed out. " + message, type="api_error", code="upstream_timeout")
-    return ProxyError(502, f"Anthropic failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
+        return timed_out("Anthropic", message)
+    return failed("Anthropic", status, message)
 
 
 class AnthropicStream(GeminiStream):

@@ -9,7 +9,6 @@ The API key travels only in the `x-goog-api-key` header, never in a URL that cou
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +18,7 @@ import aiohttp
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents, UpstreamStreamError
-from aiproxy.providers.retry import Fallbacks, RetryPolicy, model_chain, upstream_retry_after
+from aiproxy.providers.retry import Fallbacks, RetryPolicy, model_chain
 from aiproxy.providers.upstream import (
     Timeouts,
     UpstreamSession,
@@ -30,6 +29,7 @@ from aiproxy.providers.upstream import (
     sse_batches,
     sse_events,
 )
+from aiproxy.providers.upstream_errors import failed, key_rejected, rate_limited, timed_out, upstream_message
 
 log = logging.getLogger("aiproxy.providers.gemini.client")
 
@@ -42,22 +42,12 @@ def model_path(model: str, method: str) -> str:
     return f"models/{quote(model, safe='')}:{method}"
 
 
-def _retry_after(body: dict[str, Any], headers: Any) -> str | None:
-    """The Retry-After to pass on to the client: whole seconds, at least 1."""
-    seconds = upstream_retry_after(body, headers)
-    return None if seconds is None else str(max(1, math.ceil(seconds)))
-
-
 def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: str = "") -> ProxyError:
     """Gemini's HTTP error -> what the client should see (status and OpenAI error JSON)."""
     err = found if isinstance(found := body.get("error"), dict) else {}
-    message = str(err.get("message") or f"Gemini answered HTTP {status}")
-    if secret and secret in message:
-        message = message.replace(secret, "[redacted]")
+    message = upstream_message(err, "Gemini", status, secret)
     if status in (401, 403):
-        return ProxyError(502, "The proxy's Gemini API key was rejected by Gemini; the operator must fix the server "
-                          "configuration (this is not a problem with your request).", type="api_error",
-                          code="upstream_auth_error")
+        return key_rejected("Gemini")
     if status == 400 and "API key not valid" in message:
         return ProxyError(502, "The proxy's Gemini API key is not valid; the operator must fix the server "
                           "configuration.",
@@ -65,17 +55,15 @@ def map_upstream_error(status: int, body: dict[str, Any], headers: Any, secret: 
     if status == 404:
         return ProxyError(404, message, param="model", code="model_not_found")
     if status == 429:
-        after = _retry_after(body, headers)
-        return ProxyError(429, message, type="rate_limit_error", code="rate_limit_exceeded",
-                          headers={"Retry-After": after} if after else None)
+        return rate_limited(message, body, headers)
     if status == 400:
         return ProxyError(400, message, code=str(err.get("status") or "invalid_request").lower())
     if status == 503:
         return ProxyError(503, "Gemini is temporarily unavailable; try again. " + message, type="api_error",
                           code="upstream_unavailable")
     if status == 504:
-        return ProxyError(504, "Gemini timed out. " + message, type="api_error", code="upstream_timeout")
-    return ProxyError(502, f"Gemini failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
+        return timed_out("Gemini", message)
+    return failed("Gemini", status, message)
 
 
 class GeminiClient(UpstreamSession):

@@ -8,7 +8,6 @@ OpenAI's URLs and how its error statuses reach the client.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,8 +16,9 @@ import aiohttp
 from aiproxy import jsonutil
 from aiproxy.errors import ProxyError
 from aiproxy.providers.base import UpstreamEvents
-from aiproxy.providers.retry import Fallbacks, RetryPolicy, upstream_retry_after
+from aiproxy.providers.retry import Fallbacks, RetryPolicy
 from aiproxy.providers.upstream import Timeouts, UpstreamSession, attempt, open_chain, read_json_answer
+from aiproxy.providers.upstream_errors import failed, key_rejected, rate_limited, timed_out, upstream_message
 
 
 def map_openai_error(status: int, body: dict[str, Any], headers: Mapping[str, str], upstream: str,
@@ -27,22 +27,15 @@ def map_openai_error(status: int, body: dict[str, Any], headers: Mapping[str, st
     code pass through; the proxy's own key problems become a 502 naming the operator."""
     err = body.get("error") if isinstance(body.get("error"), dict) else {}
     assert isinstance(err, dict)
-    message = str(err.get("message") or f"{upstream} answered HTTP {status}")
-    if secret and secret in message:
-        message = message.replace(secret, "[redacted]")
+    message = upstream_message(err, upstream, status, secret)
     param = err.get("param") if isinstance(err.get("param"), str) else None
     code = err.get("code") if isinstance(err.get("code"), str) else None
     if status in (401, 403):
-        return ProxyError(502, f"The proxy's {upstream} API key was rejected by {upstream}; the operator must fix the "
-                          "server configuration (this is not a problem with your request).", type="api_error",
-                          code="upstream_auth_error")
+        return key_rejected(upstream)
     if status == 404:
         return ProxyError(404, message, param=param or "model", code=code or "model_not_found")
     if status == 429:
-        seconds = upstream_retry_after(body, headers)
-        after = None if seconds is None else str(max(1, math.ceil(seconds)))
-        return ProxyError(429, message, type="rate_limit_error", code=code or "rate_limit_exceeded",
-                          headers={"Retry-After": after} if after else None)
+        return rate_limited(message, body, headers, code or "rate_limit_exceeded")
     if 400 <= status < 500:
         return ProxyError(status if status in (400, 409, 413, 422) else 400, message, param=param,
                           code=code or "invalid_request")
@@ -50,8 +43,8 @@ def map_openai_error(status: int, body: dict[str, Any], headers: Mapping[str, st
         return ProxyError(503, f"{upstream} is temporarily unavailable; try again. {message}", type="api_error",
                           code="upstream_unavailable")
     if status == 504:
-        return ProxyError(504, f"{upstream} timed out. {message}", type="api_error", code="upstream_timeout")
-    return ProxyError(502, f"{upstream} failed (HTTP {status}): {message}", type="api_error", code="upstream_error")
+        return timed_out(upstream, message)
+    return failed(upstream, status, message)
 
 
 class OpenAIClient(UpstreamSession):
